@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# Shared set-up for scripts/demo.sh and scripts/test.sh: Debian packages, a pinned
+# venv, and a collection path through which Ansible finds this checkout as
+# diskimage.loop. Every step is skipped when it is already done, so running twice is safe.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV="$ROOT/.venv"
+CACHE="$ROOT/.cache"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+require_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "This needs root: it attaches loop devices and mounts filesystems." >&2
+    exit 1
+  fi
+}
+
+# apt_install PKG...: install the Debian packages that are missing.
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# make_venv REQUIREMENTS: a venv at .venv with exactly the pinned requirements.
+make_venv() {
+  local req="$1" stamp
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --upgrade pip
+  fi
+  stamp="$VENV/.stamp-$(basename "$req")-$(cat "$req" "$ROOT/scripts/requirements-demo.txt" | sha256sum | cut -c1-16)"
+  if [ ! -e "$stamp" ]; then
+    log "installing pinned Python packages from ${req#"$ROOT"/}"
+    (cd "$(dirname "$req")" && "$VENV/bin/pip" install -q -r "$(basename "$req")")
+    touch "$stamp"
+  fi
+}
+
+# collection_path: ANSIBLE_COLLECTIONS_PATH that resolves diskimage.loop to this checkout.
+collection_path() {
+  mkdir -p "$CACHE/collections/ansible_collections/diskimage"
+  ln -sfn "$ROOT" "$CACHE/collections/ansible_collections/diskimage/loop"
+  export ANSIBLE_COLLECTIONS_PATH="$CACHE/collections"
+  export PATH="$VENV/bin:$PATH"
+}
+
+DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
+  squashfs-tools erofs-utils xorriso docker.io mmdebstrap qemu-system-x86
+  linux-image-amd64 busybox-static shellcheck git rsync)
