@@ -108,8 +108,9 @@ def pack_config(fd, block_size, info):
 def decode_kernel_dev(value):
     """Split a dev_t as the loop driver reports it (huge_encode_dev) into (major, minor).
 
-    The kernel's encoding differs from glibc's for majors above 0xfff or minors
-    above 0xff, so st_dev from os.stat() must never be compared with it directly.
+    Results are compared as (major, minor) pairs rather than raw numbers so the
+    match does not depend on the C library's dev_t layout agreeing with the
+    kernel's (glibc's does for the kernel's 12-bit majors).
     """
     major = (value & 0xFFF00) >> 8
     minor = (value & 0xFF) | ((value >> 12) & 0xFFF00)

@@ -92,11 +92,13 @@ def check_loop_device(device):
     if not stat.S_ISBLK(info.st_mode):
         raise DiskImageError("%s is not a block device" % path,
                              hint="Name a loop device such as /dev/loop3")
-    name = sysfs.name_by_devno(os.major(info.st_rdev), os.minor(info.st_rdev))
-    if name is not None and name != "loop%d" % number:
+    major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
+    name = sysfs.name_by_devno(major, minor)
+    # A node the kernel does not know may only be a stale loop node (it will be
+    # recreated through loop-control); any other number is not ours to touch.
+    if (name is None and major != LOOP_MAJOR) or (name is not None and name != "loop%d" % number):
         raise DiskImageError(
-            "%s is block device %d:%d (%s), not a loop device" % (
-                path, os.major(info.st_rdev), os.minor(info.st_rdev), name),
+            "%s is block device %d:%d (%s), not a loop device" % (path, major, minor, name or "unknown"),
             hint="Refusing to touch it; name a real loop device")
     return number
 
@@ -411,6 +413,18 @@ def _ensure_exists(number):
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise DiskImageError.from_oserror("cannot create %s" % device_path(number), exc)
+    finally:
+        os.close(control)
+
+
+def remove_device(number):
+    """LOOP_CTL_REMOVE: drop an unbound loopN from the kernel (and its node we made)."""
+    control = _open_control()
+    try:
+        fcntl.ioctl(control, abi.LOOP_CTL_REMOVE, number)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV:
+            raise DiskImageError.from_oserror("cannot remove %s" % device_path(number), exc)
     finally:
         os.close(control)
 

@@ -28,7 +28,7 @@ description:
   - In containers whose C(/dev) is a snapshot, missing device nodes are created from the
     numbers in sysfs; udev is not required.
 author:
-  - diskimage.loop contributors
+  - diskimage.loop contributors (@diskimage)
 extends_documentation_fragment: []
 attributes:
   check_mode:

@@ -19,7 +19,7 @@ description:
   - Optionally reports the first free device (C(losetup -f)) without creating one.
   - Reads sysfs and the loop ioctls directly; no C(losetup) binary is needed on the target.
 author:
-  - diskimage.loop contributors
+  - diskimage.loop contributors (@diskimage)
 extends_documentation_fragment: []
 attributes:
   check_mode:

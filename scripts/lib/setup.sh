@@ -35,12 +35,15 @@ make_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     log "creating $VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --upgrade pip
+    mkdir -p "$CACHE"
+    "$VENV/bin/pip" install -q --upgrade pip 2>>"$CACHE/pip.log"
   fi
   stamp="$VENV/.stamp-$(basename "$req")-$(cat "$req" "$ROOT/scripts/requirements-demo.txt" | sha256sum | cut -c1-16)"
   if [ ! -e "$stamp" ]; then
     log "installing pinned Python packages from ${req#"$ROOT"/}"
-    (cd "$(dirname "$req")" && "$VENV/bin/pip" install -q -r "$(basename "$req")")
+    mkdir -p "$CACHE"
+    (cd "$(dirname "$req")" && "$VENV/bin/pip" install -q -r "$(basename "$req")") 2>>"$CACHE/pip.log" ||
+      { tail -20 "$CACHE/pip.log" >&2; return 1; }
     touch "$stamp"
   fi
 }
@@ -53,7 +56,9 @@ collection_path() {
   export PATH="$VENV/bin:$PATH"
 }
 
+# shellcheck disable=SC2034  # read by the scripts that source this file
 DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
+# shellcheck disable=SC2034
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
   squashfs-tools erofs-utils xorriso docker.io mmdebstrap qemu-system-x86
   linux-image-amd64 busybox-static shellcheck git rsync)
