@@ -175,21 +175,41 @@ def list_attached():
     return found
 
 
-def file_identity(path):
-    """('major:minor', inode) of a file, in the form LoopStatus reports."""
+def _stat_identity(path):
+    """(major, minor, inode) of the filesystem and inode holding ``path``."""
     try:
         info = os.stat(path)
     except OSError as exc:
         raise DiskImageError.from_oserror("cannot read %s" % path, exc)
-    return "%d:%d" % (os.major(info.st_dev), os.minor(info.st_dev)), info.st_ino
+    return os.major(info.st_dev), os.minor(info.st_dev), info.st_ino
+
+
+def file_identity(path):
+    """('major:minor', inode) of a file, in the form LoopStatus reports."""
+    major, minor, inode = _stat_identity(path)
+    return "%d:%d" % (major, minor), inode
 
 
 def find_associated(path, offset=None):
-    """Devices whose backing file is ``path`` (same st_dev and st_ino), like losetup -j."""
-    backing_device, inode = file_identity(path)
-    return [dev for dev in list_attached()
-            if dev.backing_device == backing_device and dev.backing_inode == inode
-            and (offset is None or dev.offset == offset)]
+    """Devices whose backing file is ``path`` (same st_dev and st_ino), like losetup -j.
+
+    One GET_STATUS64 per bound device decides; the full status, a dozen sysfs
+    reads, is built only for the matches.
+    """
+    wanted = _stat_identity(path)
+    found = []
+    for number in sysfs.loop_numbers():
+        if not sysfs.loop_is_bound(number):
+            continue
+        kernel = _ioctl_info(number)
+        if kernel is None or kernel.backing_devno() + (kernel.inode,) != wanted:
+            continue
+        if offset is not None and kernel.offset != offset:
+            continue
+        current = status(number)
+        if current is not None:
+            found.append(current)
+    return found
 
 
 def find_free():
