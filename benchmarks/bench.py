@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmarks of the diskimage.loop core against the util-linux tools, in one run.
@@ -31,7 +30,7 @@ def _run(cmd):
 def timed(label, count, action):
     """Run action() count times; return (label, per-second rate)."""
     start = time.perf_counter()
-    for _ in range(count):
+    for _round in range(count):
         action()
     elapsed = time.perf_counter() - start
     return label, count / elapsed

@@ -19,7 +19,7 @@ import stat
 import struct
 import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils import sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils import mountinfo, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 BLKGETSIZE64 = 0x80081272
@@ -121,38 +121,6 @@ def devno_of(path):
     return os.major(info.st_rdev), os.minor(info.st_rdev)
 
 
-def mounts_of(devnos, mountinfo="/proc/self/mountinfo"):
-    """Mount points whose source is one of ``devnos`` (a set of (major, minor))."""
-    found = []
-    try:
-        with open(mountinfo, "rb") as handle:
-            lines = handle.read().decode("utf-8", "surrogateescape").splitlines()
-    except (IOError, OSError):
-        return found
-    for line in lines:
-        fields = line.split(" ")
-        if len(fields) < 5:
-            continue
-        if sysfs.parse_devno(fields[2]) in devnos:
-            found.append(_unescape(fields[4]))
-    return found
-
-
-def _unescape(text):
-    """mountinfo escapes space, tab, newline and backslash as octal."""
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
 def processes_using(paths, proc="/proc"):
     """'pid (command)' of every process with one of ``paths`` open."""
     targets = set(paths)
@@ -199,16 +167,11 @@ def busy_reasons(name, root=sysfs.SYS_ROOT, dev_path=None):
     """
     reasons = []
     parts = sysfs.partitions(name, root)
-    devnos = {}
-    own = sysfs.devno(name, root)
-    if own:
-        devnos[own] = "/dev/%s" % name
-    for part, _number in parts:
-        number = sysfs.devno(part, root)
-        if number:
-            devnos[number] = "/dev/%s" % part
-    for mount_point in mounts_of(set(devnos)):
-        reasons.append("mounted at %s" % mount_point)
+    table = mountinfo.read_mountinfo()
+    for kernel_name in [name] + [part for part, _number in parts]:
+        number = sysfs.devno(kernel_name, root)
+        for mount in mountinfo.mounts_of_device(number[0], number[1], table) if number else ():
+            reasons.append("mounted at %s" % mount.mount_point)
     for holder_of, disk in [(name, None)] + [(part, name) for part, _n in parts]:
         for holder in sysfs.holders(holder_of, root, disk=disk):
             mapped = sysfs.dm_name(holder, root)
