@@ -67,7 +67,9 @@ class LoopStatus(object):
 
 
 def parse_device(device):
-    """'/dev/loop3' or 'loop3' -> 3; anything else is refused before any I/O."""
+    """'/dev/loop3', 'loop3' or 3 -> 3; anything else is refused before any I/O."""
+    if isinstance(device, int) and not isinstance(device, bool) and device >= 0:
+        return device
     match = _DEVICE_RE.match(str(device).strip())
     if not match:
         raise DiskImageError(

@@ -7,6 +7,7 @@ fails if any loop device backed by those files, or any mount below it, is left.
 """
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -73,7 +74,7 @@ def pytest_runtest_makereport(item, call):
 def workdir(session_dir, request):
     """A directory for one test. Whatever the test leaves attached or mounted is
     released here; if the test passed, leaving anything is itself a failure."""
-    path = session_dir / request.node.name.replace("[", "_").replace("]", "")
+    path = session_dir / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     path.mkdir()
     yield path
     leaked = devices_backed_under(str(path)) + mounts_under(str(path))
