@@ -1,0 +1,351 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the diskimage.loop collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: image_mount
+short_description: Mount filesystem images, partitions inside disk images, ISOs and block devices
+version_added: 0.1.0
+description:
+  - Mounts the filesystem of an image file, of one partition inside a partitioned disk image,
+    of an ISO, or of a block device, and takes it all down again. It owns the whole chain that
+    C(losetup), C(kpartx) and C(mount -o loop,offset=N,sizelimit=M) build by hand, and its exact
+    reverse.
+  - O(state=mounted) is satisfied only when O(path) holds exactly this source (the same backing
+    file and byte range, not just a similar name) with compatible options. An existing loop
+    device, kernel partition device or device-mapper map that shows the source is reused, also one
+    made by hand or by C(mount -o loop). A different filesystem at O(path) is an error that names
+    it. Changed options are applied with a remount where the kernel allows it.
+  - A partition is found by reading the MBR or GPT of the image; a new loop device is attached
+    with the partition's offset and size limit. ISOs, read-only filesystems (squashfs, erofs) and
+    O(read_only=true) are attached read-only and mounted C(ro), so the image file cannot change.
+  - A mount that fails leaves nothing behind (no loop device, no directory this task made) and
+    reports the kernel's own reason, read through the new mount API (fsopen, fsconfig) where the
+    kernel has it.
+  - No C(losetup), C(mount), C(umount) or C(blkid) binary is needed on the target.
+author:
+  - diskimage.loop contributors (@diskimage)
+extends_documentation_fragment: []
+attributes:
+  check_mode:
+    support: full
+    description: Plans and reports every change without attaching, mounting or writing anything.
+  diff_mode:
+    support: full
+    description: Shows the mount at O(path) and the fstab line before and after.
+options:
+  src:
+    description:
+      - The filesystem image, partitioned disk image, ISO or block device to mount.
+      - An image that holds a partition table needs a selector (O(partition), O(partlabel),
+        O(partuuid), O(label), O(uuid) or O(parttype)) unless the whole image is a filesystem.
+    type: path
+    required: true
+    aliases: [image]
+  path:
+    description:
+      - The mount point. It is created (mode 0755) when it is missing.
+      - A path that is a file is refused. A path that goes through a symlink is refused unless
+        O(follow_symlinks=true), so a mount never lands somewhere other than where the task says.
+    type: path
+    required: true
+    aliases: [name, mount_point]
+  state:
+    description:
+      - C(mounted) mounts the source at O(path) now, reusing what already shows it; with O(fstab)
+        it also writes the fstab entry.
+      - C(unmounted) unmounts it, then detaches the loop device this module attached for it once
+        nothing else uses it. A busy mount is an error naming the processes that hold it, unless
+        O(lazy=true). A different filesystem at O(path) is an error, and nothing is unmounted.
+      - C(present) writes an fstab entry that mount(8) can act on by itself (C(loop,offset=N,sizelimit=M)
+        for a partition inside an image) and creates the mount point. Nothing is mounted.
+      - C(absent) unmounts and tears down as C(unmounted) does, removes the fstab entry for O(path)
+        and removes the mount point when it is an empty directory. An fstab entry for O(path) that
+        mounts something else is an error.
+    type: str
+    choices: [mounted, unmounted, present, absent]
+    default: mounted
+  partition:
+    description: Select the partition with this number (logical partitions of a dos table start at 5).
+    type: int
+  partlabel:
+    description: Select the GPT partition with this name.
+    type: str
+  partuuid:
+    description: Select the partition with this PARTUUID (a GUID on gpt, C(<disk id>-<nn>) on dos).
+    type: str
+  label:
+    description: Select the partition whose filesystem has this label (or check that the whole image has it).
+    type: str
+  uuid:
+    description: Select the partition whose filesystem has this UUID (or check that the whole image has it).
+    type: str
+  parttype:
+    description:
+      - Select the partition of this type, a Discoverable Partitions alias (C(root), C(usr), C(esp),
+        C(home), C(srv), C(var), C(tmp), C(xbootldr), C(linux), C(swap)...), an MBR id such as C(0x83)
+        or a type GUID. C(root) and C(usr) mean the types of the target's architecture.
+      - Exactly one partition must have it.
+    type: str
+  fstype:
+    description:
+      - The filesystem type. Read from the superblock when omitted (ext2/3/4, xfs, btrfs, vfat,
+        iso9660, udf, squashfs, erofs).
+    type: str
+  opts:
+    description:
+      - Mount options, comma-separated, as in fstab (C(noatime,nodev), C(errors=remount-ro)...).
+        Defaults of mount(8) apply, so dropping an option from the task undoes it with a remount.
+      - C(loop), C(offset) and C(sizelimit) are set by the module and may not be given.
+    type: str
+  read_only:
+    description:
+      - Attach the image read-only and mount it C(ro). The image file is left unchanged.
+      - Implied for ISOs, squashfs and erofs, and by C(ro) in O(opts).
+    type: bool
+    default: false
+  fstab:
+    description:
+      - The fstab file to edit. With I(state=present) or I(state=absent) it defaults to C(/etc/fstab);
+        with I(state=mounted) an entry is written only when this is given. I(state=unmounted) never
+        edits it.
+    type: path
+  lazy:
+    description:
+      - Unmount a busy mount lazily (MNT_DETACH) instead of failing. The loop device under it is
+        detached by the kernel when the last user lets go, and reported in RV(pending).
+    type: bool
+    default: false
+  follow_symlinks:
+    description: Accept a O(path) through a symlink and mount on the resolved directory (reported in RV(path)).
+    type: bool
+    default: false
+notes:
+  - Needs root. ISO, vfat and udf mounts need the kernel's isofs, vfat and udf drivers.
+  - The module never creates device-mapper maps or kernel partition devices; it reuses them when
+    they exist (for example made by M(diskimage.loop.image_partitions) or C(kpartx -a)) and leaves
+    them as they are.
+seealso:
+  - module: diskimage.loop.image_partitions
+  - module: diskimage.loop.loop_device
+  - module: ansible.posix.mount
+  - name: mount(8)
+    description: The fstab options C(loop), C(offset) and C(sizelimit) this module writes.
+    link: https://man7.org/linux/man-pages/man8/mount.8.html
+"""
+
+EXAMPLES = r"""
+- name: Mount the root partition of a GPT disk image (Discoverable Partitions type)
+  diskimage.loop.image_mount:
+    src: /srv/images/disk.img
+    parttype: root
+    path: /mnt/image-root
+
+- name: Mount an ISO; it is attached read-only and the file stays unchanged
+  diskimage.loop.image_mount:
+    src: /srv/iso/debian.iso
+    path: /mnt/iso
+
+- name: The second partition, read-only, with options
+  diskimage.loop.image_mount:
+    src: /srv/images/vendor.img
+    partition: 2
+    path: /mnt/vendor
+    opts: noatime,nodev,nosuid
+    read_only: true
+
+- name: Mount the ESP of an image at every boot (fstab entry with loop,offset,sizelimit)
+  diskimage.loop.image_mount:
+    src: /srv/images/uefi.img
+    parttype: esp
+    path: /mnt/esp
+    state: present
+
+- name: Unmount it and detach the loop device, lazily if something still uses it
+  diskimage.loop.image_mount:
+    src: /srv/images/disk.img
+    parttype: root
+    path: /mnt/image-root
+    state: unmounted
+    lazy: true
+
+- name: Take everything down, including the fstab entry and the empty mount point
+  diskimage.loop.image_mount:
+    src: /srv/images/uefi.img
+    parttype: esp
+    path: /mnt/esp
+    state: absent
+"""
+
+RETURN = r"""
+src:
+  description: The source, as an absolute path.
+  returned: always
+  type: str
+  sample: /srv/images/disk.img
+path:
+  description: The mount point (symlinks resolved when O(follow_symlinks) allowed it).
+  returned: always
+  type: str
+  sample: /mnt/image-root
+path_resolved_from:
+  description: The O(path) given, when it went through a symlink; else null.
+  returned: always
+  type: str
+partition:
+  description: The selected partition, or null when the whole source is the filesystem.
+  returned: always
+  type: dict
+  contains:
+    number: {description: Partition number., type: int, returned: always, sample: 2}
+    kind: {description: "C(primary), C(logical) (dos) or C(gpt).", type: str, returned: always}
+    start: {description: First byte in the image., type: int, returned: always, sample: 1048576}
+    size: {description: Size in bytes., type: int, returned: always, sample: 67108864}
+    end: {description: The byte after the last one., type: int, returned: always}
+    type: {description: "Type: C(0x83)-style or a GUID.", type: str, returned: always}
+    type_alias: {description: Friendly name of the type., type: str, returned: always, sample: root-x86-64}
+    name: {description: GPT partition name., type: str, returned: always}
+    uuid: {description: PARTUUID., type: str, returned: always}
+    filesystem: {description: "The filesystem found in it (type, uuid, label).", type: dict, returned: always}
+device:
+  description: The block device that is mounted (null in check mode when a new loop device would be attached).
+  returned: always
+  type: str
+  sample: /dev/loop3
+loop_device:
+  description: The loop device under the mount, if any.
+  returned: always
+  type: str
+  sample: /dev/loop3
+mapped_device:
+  description: The kernel partition device or device-mapper map that is mounted, when one was reused.
+  returned: always
+  type: str
+  sample: /dev/mapper/loop0p2
+fstype:
+  description: The filesystem type, as given or as read from the superblock.
+  returned: always
+  type: str
+  sample: ext4
+opts:
+  description: The options asked for, with C(ro) added for read-only sources.
+  returned: always
+  type: str
+  sample: ro,noatime
+read_only:
+  description: Whether the source is attached and mounted read-only.
+  returned: always
+  type: bool
+mount:
+  description: The mount at O(path) after the task, as /proc/self/mountinfo shows it (I(state=mounted); null in check mode).
+  returned: always
+  type: dict
+  contains:
+    source: {description: The mounted device., type: str, returned: always}
+    mount_point: {description: Where., type: str, returned: always}
+    fstype: {description: The filesystem type., type: str, returned: always}
+    mount_options: {description: Per-mount options., type: str, returned: always}
+    super_options: {description: Filesystem options., type: str, returned: always}
+fstab:
+  description: The fstab file the task looked at, or null.
+  returned: always
+  type: str
+fstab_entry:
+  description: The fstab line for O(path) after the task (null when there is none or fstab is not managed).
+  returned: always
+  type: str
+  sample: /srv/images/uefi.img /mnt/esp vfat loop,offset=1048576,sizelimit=268435456 0 0
+created:
+  description: What the task created (or would create in check mode).
+  returned: always
+  type: dict
+  contains:
+    path: {description: The mount point directory., type: bool, returned: always}
+    loop_device: {description: A new loop device., type: bool, returned: always}
+    mount: {description: A new mount., type: bool, returned: always}
+    fstab_entry: {description: A new fstab line., type: bool, returned: always}
+remounted:
+  description: The option differences a remount changed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["nosuid (not set)"]
+unmounted:
+  description: The mounts taken off O(path).
+  returned: always
+  type: list
+  elements: str
+detached:
+  description: Loop devices detached (or to be detached in check mode).
+  returned: always
+  type: list
+  elements: str
+pending:
+  description: Loop devices a lazy unmount left to the kernel to detach when their last user lets go.
+  returned: always
+  type: list
+  elements: str
+removed_path:
+  description: Whether I(state=absent) removed the empty mount point.
+  returned: always
+  type: bool
+actions:
+  description: What the task did (or would do in check mode), in words.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.diskimage.loop.plugins.module_utils import mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True, aliases=["image"]),
+            path=dict(type="path", required=True, aliases=["name", "mount_point"]),
+            state=dict(type="str", choices=list(mount_state.STATES), default="mounted"),
+            partition=dict(type="int"),
+            partlabel=dict(type="str"),
+            partuuid=dict(type="str"),
+            label=dict(type="str"),
+            uuid=dict(type="str"),
+            parttype=dict(type="str"),
+            fstype=dict(type="str"),
+            opts=dict(type="str"),
+            read_only=dict(type="bool", default=False),
+            fstab=dict(type="path"),
+            lazy=dict(type="bool", default=False),
+            follow_symlinks=dict(type="bool", default=False),
+        ),
+        mutually_exclusive=[list(mount_state.SELECTORS)],
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        plan = mount_state.plan(
+            params["state"], params["src"], params["path"], selector=mount_state.selector_of(params),
+            fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
+            lazy=params["lazy"], follow_symlinks=params["follow_symlinks"])
+        if not module.check_mode:
+            plan.apply()
+        result = dict(changed=plan.changed, diff=plan.diff())
+        result.update(plan.result(module.check_mode))
+    except DiskImageError as exc:
+        module.fail_json(**exc.to_result())
+    for warning in plan.warnings:
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
