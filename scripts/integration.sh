@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Run the integration targets (tests/integration/targets/*) against localhost with
+# ansible-playbook: one playbook run per target, the target applied as a role.
+# The same targets run under `ansible-test integration`; this runner needs neither
+# network nor the ansible_collections/ directory layout.
+#
+# Usage: scripts/integration.sh [-v] [TARGET...] [-- EXTRA ANSIBLE-PLAYBOOK ARGS]
+#   TARGET   target names (default: every target not prefixed setup_/prepare_ and
+#            not marked disabled/unsupported in its aliases)
+#   -v       show the full ansible-playbook output (it is always kept in the log dir)
+# Examples:
+#   scripts/integration.sh
+#   scripts/integration.sh loop_device -- -e '{"loop_test_groups": ["absent"]}'
+#
+# Exits non-zero when any target fails. Needs root and the loop kernel module.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/setup.sh source-path=SCRIPTDIR disable=SC1091
+. "$ROOT/scripts/lib/setup.sh"
+
+verbose=0
+targets=()
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -v) verbose=1 ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --) shift; extra=("$@"); break ;;
+    -*) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
+    *) targets+=("$1") ;;
+  esac
+  shift
+done
+
+require_root
+if [ ! -x "$VENV/bin/ansible-playbook" ]; then
+  make_venv "$ROOT/scripts/requirements.txt"
+fi
+collection_path
+
+TARGETS_DIR="$ROOT/tests/integration/targets"
+if [ ${#targets[@]} -eq 0 ]; then
+  for dir in "$TARGETS_DIR"/*/; do
+    name=$(basename "$dir")
+    case "$name" in setup_* | prepare_*) continue ;; esac
+    if [ -f "$dir/aliases" ] && grep -Eq '^(disabled|unsupported)\b' "$dir/aliases"; then
+      echo "skipping $name (aliases: disabled/unsupported)"
+      continue
+    fi
+    targets+=("$name")
+  done
+fi
+for name in "${targets[@]}"; do
+  if [ ! -f "$TARGETS_DIR/$name/tasks/main.yml" ]; then
+    echo "no such target: $name" >&2
+    exit 2
+  fi
+done
+
+# A YAML error in an included file aborts ansible-playbook before any clean-up
+# runs, so parse every file first, before anything is attached.
+"$VENV/bin/python" - "$TARGETS_DIR" <<'PY'
+import pathlib, sys, yaml
+bad = 0
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.yml")):
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        bad += 1
+        print("YAML error in %s: %s" % (path, exc), file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/loop-integration.XXXXXX")
+LOGS="$ROOT/tests/output/integration"
+mkdir -p "$LOGS"
+cat >"$WORK/inventory.ini" <<EOF
+[testgroup]
+testhost ansible_connection=local ansible_host=127.0.0.1 ansible_python_interpreter=$VENV/bin/python
+EOF
+
+export ANSIBLE_ROLES_PATH="$TARGETS_DIR"
+export ANSIBLE_FORCE_COLOR=0
+export ANSIBLE_NOCOLOR=1
+export ANSIBLE_RETRY_FILES_ENABLED=0
+export ANSIBLE_HOST_KEY_CHECKING=0
+export ANSIBLE_DEPRECATION_WARNINGS=0
+export ANSIBLE_LOCALHOST_WARNING=0
+export ANSIBLE_INVENTORY_UNPARSED_WARNING=0
+export PYTHONDONTWRITEBYTECODE=1
+
+summary=()
+groups_passed=0
+groups_failed=0
+failed_targets=0
+started=$SECONDS
+for name in "${targets[@]}"; do
+  playbook="$WORK/$name.yml"
+  cat >"$playbook" <<EOF
+- name: Integration target $name
+  hosts: testhost
+  gather_facts: false
+  roles:
+    - $name
+EOF
+  log="$LOGS/$name.log"
+  echo "==> $name (log: ${log#"$ROOT"/})"
+  t0=$SECONDS
+  rc=0
+  if [ "$verbose" = 1 ]; then
+    ansible-playbook -i "$WORK/inventory.ini" "$playbook" "${extra[@]}" 2>&1 | tee "$log" || rc=$?
+  else
+    ansible-playbook -i "$WORK/inventory.ini" "$playbook" "${extra[@]}" >"$log" 2>&1 || rc=$?
+  fi
+  took=$((SECONDS - t0))
+  recap=$(grep -E '^testhost +:' "$log" | tail -n 1 | sed -E 's/^testhost +: +//; s/ +/ /g' || true)
+  passed=$(grep -c 'TEST GROUP PASSED: ' "$log" || true)
+  failed=$(grep -c 'TEST GROUP FAILED: ' "$log" || true)
+  groups_passed=$((groups_passed + passed))
+  groups_failed=$((groups_failed + failed))
+  if [ "$rc" -eq 0 ]; then
+    summary+=("PASS $name: $passed groups passed in ${took}s [$recap]")
+  else
+    failed_targets=$((failed_targets + 1))
+    if [ "$failed" -eq 0 ]; then
+      groups_failed=$((groups_failed + 1))  # failed outside any group (set-up or clean-up)
+    fi
+    summary+=("FAIL $name (rc $rc): $passed groups passed, $failed failed in ${took}s [${recap:-no recap}]")
+    while IFS= read -r line; do
+      summary+=("       $line")
+    done < <(grep -oE '"msg": "TEST GROUP FAILED: .*"$' "$log" | sed -E 's/^"msg": "TEST GROUP FAILED: //; s/"$//' || true)
+    if [ "$verbose" = 0 ]; then
+      echo "---- last lines of $name's log ----"
+      tail -n 40 "$log"
+      echo "----"
+    fi
+  fi
+done
+rm -rf "$WORK"
+
+echo
+echo "==> integration summary ($((SECONDS - started))s)"
+printf '%s\n' "${summary[@]}"
+echo "integration: $groups_passed passed, $groups_failed failed"
+[ "$failed_targets" -eq 0 ]
