@@ -8,5 +8,7 @@ apt_install "${DEMO_PACKAGES[@]}"
 make_venv "$ROOT/scripts/requirements-demo.txt"
 collection_path
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+# Tables and trees print as text blocks rather than JSON strings.
+export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
 log "running playbooks/demo.yml"
 ansible-playbook -i "$ROOT/playbooks/inventory/localhost.yml" "$ROOT/playbooks/demo.yml" "$@"

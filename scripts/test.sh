@@ -8,7 +8,8 @@ source "$(dirname "$0")/lib/setup.sh"
 source "$(dirname "$0")/lib/leaks.sh"
 require_root
 
-ALL_STAGES=(unit kernel sanity lint)
+# Cheap stages first, so a broken build fails fast.
+ALL_STAGES=(unit kernel integration vm molecule sanity lint docs package)
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=("${ALL_STAGES[@]}")
 
@@ -26,6 +27,8 @@ run_stage() {
     lint) ansible-lint --nocolor ;;
     molecule) bash scripts/molecule.sh ;;
     vm) bash scripts/vm-tests.sh ;;
+    docs) bash scripts/docs.sh ;;
+    package) bash scripts/package-check.sh ;;
     *) echo "unknown stage: $1 (stages: ${ALL_STAGES[*]})" >&2; return 2 ;;
   esac
 }
