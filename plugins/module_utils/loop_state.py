@@ -31,6 +31,7 @@ class Plan(object):
         self.created = False
         self.warnings = []
         self.outcomes = {}       # filled by apply: device -> 'detached' | 'pending'
+        self.released = False    # present: autoclear let the device go at once (predicted, then known)
 
     @property
     def changed(self):
@@ -54,8 +55,44 @@ def _predict(current, **changes):
     return predicted
 
 
+def _released_warning(device):
+    return ("%s was released at once: autoclear detaches a device when its last user closes it, "
+            "and nothing else held it, so it is no longer attached" % device)
+
+
+def _autoclear_step(plan, current):
+    """Set autoclear on an attached device, but only on one that something holds.
+
+    The kernel detaches a device with autoclear on the last close. Setting it on
+    a device nobody holds open would detach it the moment this module closes it
+    - the opposite of state=present - so that is refused, in check mode too. If
+    the last holder lets go between the check and the change, the device is gone
+    all the same: the result says so (released, and a warning).
+    """
+    device = current["device"]
+    if not loopdev.users(device):
+        raise DiskImageError(
+            "refusing to set autoclear on %s: nothing holds it open (no mount, mapping or process), "
+            "and the kernel detaches a device with autoclear as soon as its last user closes it, "
+            "so %s would be detached at once" % (device, device),
+            hint="Set autoclear once something holds the device (for example after mounting it), "
+                 "or omit autoclear; to detach the device, use state: absent")
+    before = loopdev.LoopStatus(**current)
+
+    def set_autoclear():
+        loopdev.set_autoclear(device, True)
+        if not loopdev.same_attachment(loopdev.status(before.number), before):
+            plan.released = True
+            plan.warnings.append(_released_warning(device))
+
+    plan.add("set autoclear=True on %s" % device, set_autoclear)
+
+
 def _settable_steps(plan, current, wanted):
-    """Change partscan, direct_io, sector_size and autoclear in place."""
+    """Change partscan, direct_io, sector_size and autoclear in place.
+
+    Turning autoclear on comes last: it is the one change that can make the
+    kernel let go of the device."""
     device = current["device"]
     changes = {}
     for key in SETTABLE:
@@ -67,6 +104,8 @@ def _settable_steps(plan, current, wanted):
                 "%s has partscan on, and the kernel cannot turn it off on an attached device" % device,
                 hint="Detach it (state: absent) and attach it again, or omit partscan")
         changes[key] = value
+        if key == "autoclear" and value:
+            continue  # below, after everything else
         setter = {"partscan": loopdev.set_partscan, "direct_io": loopdev.set_direct_io,
                   "sector_size": loopdev.set_sector_size, "autoclear": loopdev.set_autoclear}[key]
         plan.add("set %s=%s on %s" % (key, value, device),
@@ -78,6 +117,8 @@ def _settable_steps(plan, current, wanted):
             changes["size"] = new_size
             plan.add("refresh capacity of %s to %d bytes" % (device, new_size),
                      lambda: loopdev.refresh_capacity(device))
+    if changes.get("autoclear"):
+        _autoclear_step(plan, current)
     return changes
 
 
@@ -133,22 +174,24 @@ def plan_present(path, device=None, offset=0, sizelimit=0, read_only=False, part
     plan.created = True
     options = dict(offset=offset, sizelimit=sizelimit, read_only=read_only, partscan=bool(partscan),
                    direct_io=bool(direct_io), sector_size=sector_size or 0, autoclear=bool(autoclear))
-    target = loopdev.device_path(loopdev.parse_device(device)) if device is not None else None
-    predicted = {"device": target, "backing_file": request.path, "offset": offset, "sizelimit": sizelimit,
-                 "size": request.expected_size, "sector_size": sector_size or 512,
-                 "read_only": bool(read_only), "partscan": bool(partscan), "direct_io": bool(direct_io),
-                 "autoclear": bool(autoclear)}
+    # The device: the named one, or the one the kernel would most likely hand
+    # out, found in sysfs without creating anything (best effort: another
+    # process may take it first; the real run reports the one it got).
+    number = loopdev.parse_device(device) if device is not None else loopdev.next_free()[0]
+    predicted = loopdev.predicted_status(request, number, identity).to_dict()
     plan.after = [predicted]
-    plan.device = target
+    plan.device = predicted["device"]
+    # Nothing can hold a device that is only now attached, so autoclear lets go
+    # of it as soon as the attach closes it.
+    plan.released = bool(autoclear)
 
     def attach():
         result = loopdev.attach(request.path, device=device, **options)
         plan.device = result.device
         plan.after = [result.to_dict()]
-        if autoclear and not loopdev.status(result.number):
-            plan.warnings.append(
-                "%s was released at once: autoclear detaches a device when its last user closes it, "
-                "and nothing else held it" % result.device)
+        plan.released = bool(autoclear) and not loopdev.same_attachment(loopdev.status(result.number), result)
+        if plan.released:
+            plan.warnings.append(_released_warning(result.device))
 
     plan.add("attach %s" % request.path, attach)
     return plan

@@ -214,12 +214,116 @@ def find_associated(path, offset=None):
     return found
 
 
-def find_free():
+def find_free(root=sysfs.SYS_ROOT):
     """The lowest existing unbound loop device number, or None; creates nothing."""
-    for number in sysfs.loop_numbers():
-        if not sysfs.loop_is_bound(number):
+    for number in sysfs.loop_numbers(root):
+        if not sysfs.loop_is_bound(number, root):
             return number
     return None
+
+
+def next_free(root=sysfs.SYS_ROOT):
+    """(number, exists): the device an attach without a named device would most
+    likely take, found by reading sysfs only.
+
+    LOOP_CTL_GET_FREE hands out the lowest existing unbound device, and when
+    every device is bound it creates the lowest number the kernel does not
+    have yet; asking it would create that device, so this reads the same answer
+    from sysfs instead. Best effort: another process may take the device first.
+    """
+    number = find_free(root)
+    if number is not None:
+        return number, True
+    existing = set(sysfs.loop_numbers(root))
+    number = 0
+    while number in existing:
+        number += 1
+    return number, False
+
+
+def predicted_devno(number, root=sysfs.SYS_ROOT):
+    """(major, minor) of loopN: from sysfs when the kernel has the device, else
+    what the loop driver would give it (minor N << part_shift, part_shift
+    derived from the module's max_part as the driver does)."""
+    known = sysfs.devno("loop%d" % number, root)
+    if known is not None:
+        return known
+    text = sysfs.read_attr(os.path.join(root, "module", "loop", "parameters", "max_part"))
+    try:
+        max_part = int(text or 0)
+    except ValueError:
+        max_part = 0
+    shift = max_part.bit_length() if max_part > 0 else 0
+    return LOOP_MAJOR, number << shift
+
+
+def predicted_status(request, number, identity, root=sysfs.SYS_ROOT):
+    """The LoopStatus an attachment of the validated ``request`` to loopN has,
+    built from the request and the file's ``identity`` ('major:minor', inode)
+    without asking the kernel: the prediction of check mode, and the result of
+    an autoclear attachment the kernel released before it could be read back.
+
+    The backing file is reported as the kernel does: the real path, with
+    symbolic links resolved."""
+    major, minor = predicted_devno(number, root)
+    backing_device, backing_inode = identity
+    return LoopStatus(device=device_path(number), name="loop%d" % number, number=number,
+                      major=major, minor=minor, backing_file=os.path.realpath(request.path),
+                      backing_file_deleted=False, backing_inode=backing_inode,
+                      backing_device=backing_device, offset=request.offset,
+                      sizelimit=request.sizelimit, size=request.expected_size,
+                      sector_size=request.sector_size or 512, read_only=request.read_only,
+                      autoclear=request.autoclear, partscan=request.partscan,
+                      direct_io=request.direct_io)
+
+
+def same_attachment(one, other):
+    """Whether two LoopStatus describe the same attachment (device, file, geometry)."""
+    if one is None or other is None:
+        return False
+    return (one.device, one.backing_device, one.backing_inode, one.offset, one.sizelimit) == (
+        other.device, other.backing_device, other.backing_inode, other.offset, other.sizelimit)
+
+
+def check_lookup_file(path):
+    """Refuse a path no loop device can be attached to, before a lookup by it
+    (losetup -j) quietly finds nothing: a missing file, a directory, anything
+    that is neither a regular file nor a block device."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise DiskImageError.from_oserror(
+                "cannot look up the loop devices of %s" % path, exc,
+                hint="Nothing can be attached to a file that does not exist; check the path")
+        raise DiskImageError.from_oserror("cannot read %s" % path, exc)
+    if stat.S_ISDIR(info.st_mode):
+        raise DiskImageError("%s is a directory, not an image file" % path, errno=errno.EISDIR,
+                             hint="Name the image file itself")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise DiskImageError("%s is neither a regular file nor a block device, so no loop device "
+                             "can be attached to it" % path,
+                             hint="Name an image file or a block device")
+    return path
+
+
+def users(device):
+    """What keeps a bound loop device open, in words; empty when nothing does.
+
+    Mounts, stacked devices and exclusive openers (as busy_reasons finds them),
+    and processes with the device or one of its partitions open. With autoclear
+    set, the kernel detaches the device as soon as the last of these lets go.
+    Processes in other PID namespaces are not seen.
+    """
+    number = check_loop_device(device)
+    name = "loop%d" % number
+    path = device_path(number)
+    reasons = list(blockdev.busy_reasons(name, dev_path=path))
+    nodes = [path] + ["/dev/%s" % part for part, _number in sysfs.partitions(name)]
+    processes = blockdev.processes_using(nodes)
+    if processes:
+        reasons.append("open by %s" % ", ".join(processes))
+    return reasons
 
 
 # ---------------------------------------------------------------- validation
@@ -404,7 +508,11 @@ def _verify(dev_fd, request, path):
 
 
 def _attach_to(number, request, backing_fd):
-    """Configure loopN under its lock; _Busy if another process owns it."""
+    """Configure loopN under its lock; _Busy if another process owns it.
+
+    With autoclear, returns the status read while this function still holds
+    the device open: once it closes the device, the kernel releases it if
+    nobody else holds it, and there is nothing left to read. Else None."""
     dev_flags = os.O_RDONLY if request.read_only else os.O_RDWR
     dev_fd = _open_device(number, dev_flags)
     try:
@@ -421,6 +529,7 @@ def _attach_to(number, request, backing_fd):
         except (DiskImageError, OSError):
             fcntl.ioctl(dev_fd, abi.LOOP_CLR_FD, 0)
             raise
+        return status(number) if request.autoclear else None
     finally:
         os.close(dev_fd)
 
@@ -462,11 +571,13 @@ def attach(path, device=None, **options):
     request = AttachRequest(path, **options).validate()
     backing_fd = request.open_backing()
     try:
+        backing = os.fstat(backing_fd)
+        identity = ("%d:%d" % (os.major(backing.st_dev), os.minor(backing.st_dev)), backing.st_ino)
         if device is not None:
             number = check_loop_device(device)
             _ensure_exists(number)
             try:
-                _attach_to(number, request, backing_fd)
+                held = _attach_to(number, request, backing_fd)
             except _Busy:
                 holder = status(number)
                 raise DiskImageError(
@@ -474,15 +585,17 @@ def attach(path, device=None, **options):
                         device_path(number), " by %s" % holder.backing_file if holder else ""),
                     errno=errno.EBUSY, hint="Name another device, or omit device to pick a free one")
         else:
-            number = _attach_free(request, backing_fd)
+            number, held = _attach_free(request, backing_fd)
     finally:
         os.close(backing_fd)
     result = status(number)
-    if result is None and request.autoclear:
-        # Nobody held the device open, so autoclear released it on our close.
-        return LoopStatus(device=device_path(number), number=number, name="loop%d" % number,
-                          backing_file=request.path, offset=request.offset, sizelimit=request.sizelimit,
-                          read_only=request.read_only, autoclear=True)
+    if request.autoclear:
+        expected = held or predicted_status(request, number, identity)
+        if not same_attachment(result, expected):
+            # Nobody held the device open, so autoclear released it on our
+            # close (and another process may have taken the number since):
+            # report the attachment as it was made.
+            return expected
     return result
 
 
@@ -497,8 +610,7 @@ def _attach_free(request, backing_fd):
                 raise DiskImageError.from_oserror("cannot find a free loop device", exc,
                                                   hint="Raise the loop module's max_loop or detach unused devices")
             try:
-                _attach_to(number, request, backing_fd)
-                return number
+                return number, _attach_to(number, request, backing_fd)
             except _Busy:
                 pass  # taken by a process that ignores the lock: try the next one
             finally:

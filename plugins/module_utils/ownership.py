@@ -16,8 +16,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
 import os
+import tempfile
 
 from ansible_collections.diskimage.loop.plugins.module_utils import sysfs
 
@@ -41,15 +43,36 @@ def _path(name, run_dir):
     return os.path.join(run_dir, "%s.json" % name)
 
 
-def claim(name, owner, run_dir=RUN_DIR, root=sysfs.SYS_ROOT):
-    """Record that ``owner`` (a module name) attached the device ``name``."""
-    if not os.path.isdir(run_dir):
+def _ensure_dir(run_dir):
+    """Create the claim directory; another run creating it at the same moment is fine."""
+    try:
         os.makedirs(run_dir, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST or not os.path.isdir(run_dir):
+            raise
+
+
+def claim(name, owner, run_dir=RUN_DIR, root=sysfs.SYS_ROOT):
+    """Record that ``owner`` (a module name) attached the device ``name``.
+
+    The record is written to a temporary file of its own in ``run_dir`` and
+    renamed over the claim, so a reader never sees half a record and two runs
+    claiming at once never write into the same file."""
+    _ensure_dir(run_dir)
     record = dict(_identity(name, root), owner=owner)
-    tmp = _path(name, run_dir) + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(record, handle)
-    os.rename(tmp, _path(name, run_dir))
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=run_dir)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(record, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, _path(name, run_dir))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def owner(name, run_dir=RUN_DIR, root=sysfs.SYS_ROOT):

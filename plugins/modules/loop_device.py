@@ -33,7 +33,11 @@ extends_documentation_fragment: []
 attributes:
   check_mode:
     support: full
-    description: Reports what would change without attaching, changing or detaching anything.
+    description:
+      - Reports what would change without attaching, changing or detaching anything.
+      - For a new attachment without O(device), the predicted device is the first free one,
+        read from sysfs without creating a device; another process may take it first, and the
+        real run reports the device it got.
   diff_mode:
     support: full
     description: Shows the device status before and after.
@@ -91,8 +95,12 @@ options:
   autoclear:
     description:
       - Let the kernel detach the device when its last user closes it (what C(mount -o loop)
-        does). A device nothing else holds is released as soon as this module closes it, and a
-        warning says so.
+        does).
+      - A new attachment that nothing else holds is released as soon as this module closes it;
+        a warning says so, RV(released) is true and RV(status) shows the attachment as it was made.
+      - On an existing attachment, C(true) is refused unless something holds the device open
+        (a mount, a mapping or a process), because setting it would detach the device at once.
+        Set it once the device is in use, or use I(state=absent) to detach it.
       - When omitted, an existing attachment keeps what it has.
     type: bool
   resize:
@@ -157,10 +165,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 device:
-  description: The loop device the result is about (for I(state=present)).
+  description:
+    - The loop device the result is about (for I(state=present)).
+    - In check mode, for a new attachment without O(device), the device the attach would most
+      likely take (best effort).
   returned: when state is present
   type: str
   sample: /dev/loop0
+released:
+  description:
+    - Whether autoclear let go of the device as soon as this task closed it, because nothing
+      else held it open; the device is then no longer attached, and RV(status) describes the
+      attachment as it was made. A warning says so too.
+    - In check mode, true for a new attachment with O(autoclear).
+  returned: when state is present
+  type: bool
+  sample: false
 created:
   description: Whether a new attachment was made (rather than an existing one reused).
   returned: when state is present
@@ -261,7 +281,8 @@ def main():
         module.warn(warning)
     if params["state"] == "present":
         after = plan.after[0] if plan.after else {}
-        result.update(device=plan.device, created=plan.created, status=after, devices=plan.after)
+        result.update(device=plan.device, created=plan.created, released=plan.released, status=after,
+                      devices=plan.after)
         result["diff"] = dict(before=plan.before[0] if plan.before else {}, after=after)
     else:
         # In check mode nothing ran, so every planned detach counts as one.

@@ -27,7 +27,10 @@ attributes:
     description: Reads only; it runs the same in check mode.
 options:
   file:
-    description: Only devices attached to this file.
+    description:
+      - Only devices attached to this file.
+      - A file that does not exist, a directory, or anything else that cannot back a loop
+        device is refused with an error.
     type: path
     aliases: [src, image]
   offset:
@@ -115,7 +118,6 @@ free_device_exists:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
-from ansible_collections.diskimage.loop.plugins.module_utils import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import parse_size
 
@@ -140,20 +142,16 @@ def main():
             devices = [current] if current else []
         elif params["file"]:
             offset = parse_size(params["offset"], "offset") if params["offset"] is not None else None
+            loopdev.check_lookup_file(params["file"])
             devices = loopdev.find_associated(params["file"], offset=offset)
         else:
             devices = loopdev.list_attached()
         result["devices"] = [dev.to_dict() for dev in devices]
         if params["find_free"]:
-            free = loopdev.find_free()
-            if free is None:
-                existing = sysfs.loop_numbers()
-                # the kernel hands out the lowest number it does not have yet
-                free = min(set(range(len(existing) + 1)) - set(existing))
-                result["free_device_exists"] = False
-            else:
-                result["free_device_exists"] = True
+            # read from sysfs: nothing is created, unlike LOOP_CTL_GET_FREE
+            free, exists = loopdev.next_free()
             result["free_device"] = loopdev.device_path(free)
+            result["free_device_exists"] = exists
     except DiskImageError as exc:
         module.fail_json(**exc.to_result())
     module.exit_json(**result)

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils import loop_state, loopdev, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 from .conftest import MiB, losetup_json
@@ -152,9 +152,72 @@ def test_partscan_on_in_place_and_never_off(make_image):
 
 def test_autoclear_releases_on_last_close(make_image):
     image = make_image()
-    status = loopdev.attach(image, autoclear=True)
+    status = loopdev.attach(image, autoclear=True, offset=MiB)
     assert status.autoclear
     assert loopdev.find_associated(image) == []  # nobody held it, so the kernel let go
+    # ... and the result still describes the attachment in full
+    values = status.to_dict()
+    assert [key for key, value in values.items() if value is None] == []
+    assert values["name"] == "loop%d" % values["number"] and values["device"] == "/dev/" + values["name"]
+    assert values["major"] == 7
+    assert (values["backing_device"], values["backing_inode"]) == loopdev.file_identity(image)
+    assert values["backing_file"] == image and values["offset"] == MiB and values["size"] == 63 * MiB
+
+
+def test_prediction_matches_the_real_attachment(make_image, workdir):
+    image = make_image()
+    link = workdir / "link.img"
+    link.symlink_to(image)
+    request = loopdev.AttachRequest(str(link), offset=MiB, sizelimit=8 * MiB, partscan=True,
+                                    sector_size=4096).validate()
+    status = loopdev.attach(str(link), offset=MiB, sizelimit=8 * MiB, partscan=True, sector_size=4096)
+    try:
+        predicted = loopdev.predicted_status(request, status.number, loopdev.file_identity(str(link)))
+        assert predicted.to_dict() == status.to_dict()
+        assert status.backing_file == image  # the kernel resolves the symlink
+    finally:
+        loopdev.detach(status.device)
+
+
+def test_users_name_what_holds_a_device(make_image):
+    image = make_image()
+    status = loopdev.attach(image)
+    try:
+        assert loopdev.users(status.device) == []
+        holder = subprocess.Popen(["sleep", "60"], stdin=open(status.device, "rb"))
+        try:
+            assert loopdev.users(status.device) == ["open by %d (sleep)" % holder.pid]
+        finally:
+            holder.kill()
+            holder.wait()
+        assert loopdev.users(status.device) == []
+    finally:
+        loopdev.detach(status.device)
+
+
+def test_autoclear_in_place_only_on_a_held_device(make_image):
+    image = make_image()
+    status = loopdev.attach(image)
+    try:
+        with pytest.raises(DiskImageError, match="refusing to set autoclear on %s: nothing holds it open"
+                           % status.device):
+            loop_state.plan_present(image, autoclear=True)
+        assert not loopdev.status(status.device).autoclear  # untouched
+        holder = subprocess.Popen(["sleep", "60"], stdin=open(status.device, "rb"))
+        try:
+            plan = loop_state.plan_present(image, autoclear=True).apply()
+            assert plan.descriptions() == ["set autoclear=True on %s" % status.device]
+            assert not plan.released and plan.warnings == []
+            assert loopdev.status(status.device).autoclear
+        finally:
+            holder.kill()
+            holder.wait()
+        # the holder's exit was the last close: the kernel let go
+        assert loopdev._wait_unbound(status.number)
+        assert loopdev.find_associated(image) == []
+    finally:
+        if loopdev.same_attachment(loopdev.status(status.number), status):
+            loopdev.detach(status.device)
 
 
 def test_named_device_is_created_when_missing_and_its_node_too(make_image):

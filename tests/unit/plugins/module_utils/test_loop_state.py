@@ -5,6 +5,8 @@
 The real kernel paths are covered in tests/kernel and the integration targets;
 here every branch of the planning logic runs without root.
 """
+import os
+
 import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils import loop_state, loopdev
@@ -18,6 +20,9 @@ class FakeKernel(object):
         self.devices = {}
         self.calls = []
         self.busy = {}
+        self.users = {}          # device -> what holds it open (loopdev.users)
+        self.free = (0, True)    # loopdev.next_free
+        self.release_on_autoclear = False
 
     def add(self, number, path, identity, **values):
         status = dict(device="/dev/loop%d" % number, name="loop%d" % number, number=number, major=7,
@@ -55,6 +60,9 @@ def kernel(monkeypatch, image):
     def record(name):
         def call(*args, **kwargs):
             fake.calls.append((name, args, kwargs))
+            if name == "set_autoclear" and args[1] and fake.release_on_autoclear:
+                # the kernel's view when the last user let go as autoclear was set
+                fake.devices.pop(loopdev.parse_device(args[0]), None)
             return "detached" if name == "detach" else None
         return call
 
@@ -65,6 +73,9 @@ def kernel(monkeypatch, image):
                  "set_autoclear", "refresh_capacity"):
         monkeypatch.setattr(loopdev, name, record(name))
     monkeypatch.setattr(loopdev.blockdev, "busy_reasons", lambda name, dev_path=None: fake.busy.get(name, []))
+    monkeypatch.setattr(loopdev, "users", lambda device: fake.users.get(device, []))
+    monkeypatch.setattr(loopdev, "next_free", lambda root=None: fake.free)
+    monkeypatch.setattr(loopdev, "predicted_devno", lambda number, root=None: (7, number))
     return fake
 
 
@@ -90,6 +101,110 @@ def test_check_mode_predicts_without_acting(kernel, image):
     assert kernel.calls == []  # planning never touches the kernel
     assert plan.after[0]["size"] == 8 * MiB
     assert plan.after[0]["sector_size"] == 4096 and plan.after[0]["partscan"] is True
+
+
+def test_check_mode_prediction_has_every_field_and_the_free_device(kernel, image):
+    kernel.free = (6, True)
+    plan = loop_state.plan_present(image, offset=MiB)
+    predicted = plan.after[0]
+    assert kernel.calls == []
+    assert plan.device == "/dev/loop6"
+    assert sorted(predicted) == sorted(loopdev.LoopStatus.FIELDS)
+    assert [key for key, value in predicted.items() if value is None] == []
+    assert predicted == dict(
+        device="/dev/loop6", name="loop6", number=6, major=7, minor=6, backing_file=image,
+        backing_file_deleted=False, backing_device=kernel.identity[0], backing_inode=kernel.identity[1],
+        offset=MiB, sizelimit=0, size=63 * MiB, sector_size=512, read_only=False, autoclear=False,
+        partscan=False, direct_io=False)
+    assert not plan.released
+
+
+def test_check_mode_prediction_of_a_device_the_kernel_would_create(kernel, image):
+    kernel.free = (8, False)
+    assert loop_state.plan_present(image).device == "/dev/loop8"
+
+
+def test_check_mode_prediction_of_a_named_device(kernel, image):
+    kernel.free = (0, True)
+    plan = loop_state.plan_present(image, device="loop242", read_only=True)
+    assert plan.device == "/dev/loop242"
+    assert plan.after[0]["name"] == "loop242" and plan.after[0]["number"] == 242
+    assert plan.after[0]["read_only"] is True
+
+
+def test_check_mode_reports_the_real_path_of_a_symlink(kernel, image, tmp_path):
+    link = tmp_path / "link.img"
+    link.symlink_to(image)
+    plan = loop_state.plan_present(str(link))
+    assert plan.after[0]["backing_file"] == os.path.realpath(image)
+    assert (plan.after[0]["backing_device"], plan.after[0]["backing_inode"]) == kernel.identity
+    assert plan.descriptions() == ["attach %s" % link]  # the request still names what was asked
+
+
+def test_new_autoclear_attachment_released_at_once(kernel, image, monkeypatch):
+    plan = loop_state.plan_present(image, autoclear=True)
+    assert plan.released  # predicted: nothing can hold a device attached just now
+
+    def attach(path, device=None, **options):
+        kernel.calls.append(("attach", (path,), options))
+        return loopdev.LoopStatus(**dict(plan.after[0], device="/dev/loop4", name="loop4", number=4))
+
+    monkeypatch.setattr(loopdev, "attach", attach)
+    plan.apply()
+    assert plan.released and plan.device == "/dev/loop4"
+    assert plan.warnings == [loop_state._released_warning("/dev/loop4")]
+    assert "/dev/loop4 was released at once" in plan.warnings[0]
+    assert plan.after[0]["device"] == "/dev/loop4" and plan.after[0]["autoclear"] is True
+
+
+def test_new_autoclear_attachment_that_stays(kernel, image, monkeypatch):
+    plan = loop_state.plan_present(image, autoclear=True)
+
+    def attach(path, device=None, **options):
+        status = loopdev.LoopStatus(**dict(plan.after[0], device="/dev/loop4", name="loop4", number=4))
+        kernel.devices[4] = status  # someone held it: still there
+        return status
+
+    monkeypatch.setattr(loopdev, "attach", attach)
+    plan.apply()
+    assert not plan.released and plan.warnings == []
+
+
+def test_autoclear_on_an_attachment_nothing_holds_is_refused(kernel, image):
+    kernel.add(2, image, kernel.identity)
+    with pytest.raises(DiskImageError) as info:
+        loop_state.plan_present(image, autoclear=True)
+    message = str(info.value)
+    assert "refusing to set autoclear on /dev/loop2: nothing holds it open" in message
+    assert "as soon as its last user closes it" in message
+    assert "state: absent" in message and "omit autoclear" in message
+    assert kernel.calls == []
+    # turning it off, or leaving it as it is, needs no holder
+    kernel.add(3, image, kernel.identity, offset=MiB, autoclear=True)
+    assert loop_state.plan_present(image, offset=MiB, autoclear=False).descriptions() == [
+        "set autoclear=False on /dev/loop3"]
+    assert not loop_state.plan_present(image, offset=MiB, autoclear=True).changed
+
+
+def test_autoclear_on_a_held_attachment_is_set_last(kernel, image):
+    kernel.add(2, image, kernel.identity)
+    kernel.users["/dev/loop2"] = ["mounted at /mnt/x"]
+    plan = loop_state.plan_present(image, autoclear=True, sector_size=4096)
+    assert plan.descriptions() == ["set sector_size=4096 on /dev/loop2", "set autoclear=True on /dev/loop2"]
+    assert plan.after[0]["autoclear"] is True and not plan.released
+    plan.apply()
+    assert [c[0] for c in kernel.calls] == ["set_sector_size", "set_autoclear"]
+    assert plan.warnings == [] and not plan.released
+
+
+def test_autoclear_when_the_last_holder_lets_go_meanwhile_says_so(kernel, image):
+    kernel.add(2, image, kernel.identity)
+    kernel.users["/dev/loop2"] = ["open by 42 (sleep)"]
+    plan = loop_state.plan_present(image, autoclear=True)
+    kernel.release_on_autoclear = True
+    plan.apply()
+    assert plan.released
+    assert plan.warnings == [loop_state._released_warning("/dev/loop2")]
 
 
 def test_settable_properties_change_in_place(kernel, image):
