@@ -87,7 +87,8 @@ _SPEC = struct.Struct("=QQiI%ds" % DM_MAX_TYPE_NAME)
 _NAME_LIST = struct.Struct("=QI")
 _U32_PAIR = struct.Struct("=II")
 
-assert _HEADER.size == DM_IOCTL_SIZE and _SPEC.size == DM_TARGET_SPEC_SIZE
+if _HEADER.size != DM_IOCTL_SIZE or _SPEC.size != DM_TARGET_SPEC_SIZE:
+    raise ImportError("device-mapper struct layouts do not match the kernel ABI")
 
 # How long remove() rides out short-lived opens (udev's blkid probe of a new map)
 # before it calls a device busy; how long create() lets udev make /dev/mapper/NAME

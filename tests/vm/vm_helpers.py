@@ -37,7 +37,7 @@ def run(*cmd, **kwargs):
     """Run a command; on failure raise with its output, which pytest then shows."""
     check = kwargs.pop("check", True)
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, **kwargs)
+                          universal_newlines=True, check=False, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed (%d):\n%s%s"
                              % (" ".join(cmd), proc.returncode, proc.stdout, proc.stderr))
