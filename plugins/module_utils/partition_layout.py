@@ -18,13 +18,22 @@
         name: "text"                                gpt only
         uuid: GUID                                  gpt only
         bootable: true
-        attributes: 0x1000000000000000 | [read-only, 63]   gpt only
+        attributes: 0x1000000000000000 | [read-only, 63]   gpt only (see below)
 
 On dos, more than four partitions make the fourth slot an extended partition
 holding the rest as logical partitions 5, 6...; a ``type: extended`` entry
 puts it where the user wants instead (every entry after it is logical).
 Each logical partition is preceded by its EBR one alignment unit earlier,
 as sfdisk places them.
+
+GPT attributes are a number (an int, or a string such as '0x1000000000000004'),
+or a list (or a comma- or space-separated string) of bit numbers and names:
+bits 0-2 are required, no_block_io_protocol and legacy_bios_bootable (sfdisk's
+RequiredPartition, NoBlockIOProtocol and LegacyBIOSBootable are accepted too);
+bits 48-63 belong to the partition type, given by number, as sfdisk's 'GUID:60',
+or by the Discoverable Partitions names growfs (59), read_only (60), hidden (62)
+and no_auto (63). Bits 3-47 are reserved by the UEFI specification and refused.
+Names may be written with '_' or '-'.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -75,6 +84,15 @@ ATTRIBUTE_BITS = {
     "hidden": 62,
     "no-auto": 63,
 }
+# Other spellings of the same bits: sfdisk's names for bits 0-2.
+_ATTRIBUTE_SYNONYMS = {
+    "requiredpartition": "required",
+    "noblockioprotocol": "no-block-io-protocol",
+    "legacybiosbootable": "legacy-bios-bootable",
+}
+# Bits 3-47 are reserved by the UEFI specification (must be zero); 48-63 are the type's.
+ATTRIBUTE_RESERVED = range(3, 48)
+GUID_ATTRIBUTE_BITS = range(48, 64)
 _LAYOUT_KEYS = ("label", "disk_id", "seed", "alignment", "architecture", "partitions")
 _PART_KEYS = ("size", "start", "type", "name", "uuid", "bootable", "attributes")
 _LABEL_SYNONYMS = {"dos": "dos", "mbr": "dos", "msdos": "dos", "gpt": "gpt"}
@@ -98,6 +116,7 @@ class _Spec:
         self.bootable = False
         self.attributes = 0
         self.rest_said = False
+        self.index = None
 
 
 # --- validation -----------------------------------------------------------
@@ -154,6 +173,34 @@ def _parse_part_size(value, where, disk_size, sector_size):
     return -(-size // sector_size)
 
 
+def _attribute_names():
+    return ", ".join(sorted(name.replace("-", "_") for name in ATTRIBUTE_BITS))
+
+
+def _attribute_bits(item, where):
+    """The bits of one list item of ``attributes``: a bit number, a name, or sfdisk's GUID:N[,M...]."""
+    bad = LayoutError("%s.attributes: %r is not a bit number (0-2 or 48-63) or one of: %s"
+                      % (where, item, _attribute_names()))
+    if isinstance(item, bool):
+        raise bad
+    if isinstance(item, int):
+        if not 0 <= item < 64:
+            raise bad
+        return [item]
+    key = str(item).strip().lower().replace("_", "-")
+    key = _ATTRIBUTE_SYNONYMS.get(key.replace("-", ""), key)
+    if key in ATTRIBUTE_BITS:
+        return [ATTRIBUTE_BITS[key]]
+    if key.startswith("guid:"):
+        numbers = [n.strip() for n in key[5:].split(",") if n.strip()]
+        if not numbers or not all(n.isdigit() and int(n) in GUID_ATTRIBUTE_BITS for n in numbers):
+            raise LayoutError("%s.attributes: %r is not GUID: followed by bit numbers from 48 to 63" % (where, item))
+        return [int(n) for n in numbers]
+    if not key.isdigit() or int(key) >= 64:
+        raise bad
+    return [int(key)]
+
+
 def _parse_attributes(value, where):
     if value is None:
         return 0
@@ -165,22 +212,28 @@ def _parse_attributes(value, where):
         try:
             bits = int(value.strip(), 0)
         except ValueError:
-            return _parse_attributes(value.replace(",", " ").split(), where)
+            # sfdisk writes "RequiredPartition GUID:60,63": a GUID: word keeps its commas.
+            items = []
+            for word in value.split():
+                items += [word] if word.lower().startswith("guid:") else [w for w in word.split(",") if w]
+            return _parse_attributes(items, where)
+    elif isinstance(value, str):
+        return 0
     elif isinstance(value, (list, tuple)):
         bits = 0
         for item in value:
-            key = str(item).strip().lower().replace("_", "-")
-            if key in ATTRIBUTE_BITS:
-                bits |= 1 << ATTRIBUTE_BITS[key]
-            elif key.isdigit() and int(key) < 64:
-                bits |= 1 << int(key)
-            else:
-                raise LayoutError("%s.attributes: %r is not a bit number (0-63) or one of: %s"
-                                  % (where, item, ", ".join(sorted(ATTRIBUTE_BITS))))
+            for bit in _attribute_bits(item, where):
+                bits |= 1 << bit
     else:
         raise LayoutError("%s.attributes %r is not a number or a list of bits" % (where, value))
     if not 0 <= bits < 1 << 64:
         raise LayoutError("%s.attributes 0x%x does not fit in 64 bits" % (where, bits))
+    reserved = [bit for bit in ATTRIBUTE_RESERVED if bits >> bit & 1]
+    if reserved:
+        raise LayoutError("%s.attributes sets bit%s %s, reserved by the UEFI specification"
+                          % (where, "s" if len(reserved) > 1 else "", ", ".join(map(str, reserved))),
+                          hint="Use bits 0-2 (required, no_block_io_protocol, legacy_bios_bootable) "
+                               "and the partition type's bits 48-63")
     return bits
 
 
@@ -198,6 +251,7 @@ def _parse_spec(raw, index, label, disk_size, sector_size, arch):
     raw = {} if raw is None else raw
     _check_keys(raw, _PART_KEYS, where)
     spec = _Spec(where)
+    spec.index = index
     spec.size = _parse_part_size(raw.get("size"), where, disk_size, sector_size)
     spec.rest_said = raw.get("size") is not None and spec.size is None
     if raw.get("start") is not None:
@@ -413,7 +467,8 @@ def _plan_dos(specs, disk_size, sector_size, align, disk_id):
 
 def _dos_partition(number, item, kind, sector_size, disk_id):
     return Partition(number, item.start, item.size, sector_size, item.spec.type, kind,
-                     uuid="%08x-%02x" % (disk_id, number), bootable=item.spec.bootable, ebr_sector=item.ebr)
+                     uuid="%08x-%02x" % (disk_id, number), bootable=item.spec.bootable, ebr_sector=item.ebr,
+                     spec_index=item.spec.index)
 
 
 def _plan_gpt(specs, disk_size, sector_size, align, disk_guid, new_id):
@@ -438,7 +493,7 @@ def _plan_gpt(specs, disk_size, sector_size, align, disk_guid, new_id):
         seen[unique] = item.spec.where
         parts.append(Partition(number, item.start, item.size, sector_size, item.spec.type, "gpt", uuid=unique,
                                name=item.spec.name, bootable=bool(item.spec.attributes & 4),
-                               attributes=item.spec.attributes))
+                               attributes=item.spec.attributes, spec_index=item.spec.index))
     return PartitionTable("gpt", disk_guid, sector_size, disk_size, parts, first_usable_lba=first_usable,
                           last_usable_lba=last_usable, entry_count=GPT_ENTRY_COUNT)
 

@@ -60,10 +60,13 @@ class Partition:
     'primary', 'extended' or 'logical' on dos and 'gpt' on gpt. ``bootable``
     is the dos active flag, or on gpt the LegacyBIOSBootable attribute (bit 2).
     ``ebr_sector`` is where a logical partition's EBR sits (None otherwise).
+    ``spec_index`` is set on a planned table only: the index of the layout entry
+    the partition was made from (None for one the planner added itself, such as
+    the extended partition of a dos layout with more than four entries).
     """
 
     def __init__(self, number, start_sector, size_sectors, sector_size, ptype, kind,
-                 uuid="", name="", bootable=False, attributes=0, ebr_sector=None):
+                 uuid="", name="", bootable=False, attributes=0, ebr_sector=None, spec_index=None):
         self.number = number
         self.start_sector = start_sector
         self.size_sectors = size_sectors
@@ -75,6 +78,7 @@ class Partition:
         self.bootable = bool(bootable)
         self.attributes = attributes
         self.ebr_sector = ebr_sector
+        self.spec_index = spec_index
 
     @property
     def label(self):

@@ -102,8 +102,7 @@ def _layout_differences(table, planned, layout):
     if sorted(have) != sorted(want):
         problems.append("partitions %s, not %s" % (sorted(have), sorted(want)))
         return problems
-    specs = dict((p.number, spec) for p, spec in zip(
-        [p for p in planned.partitions if p.kind != "extended"], layout.get("partitions") or []))
+    specs = layout_specs(planned, layout)
     for number in sorted(want):
         old, new = have[number], want[number]
         if (old.start, old.size) != (new.start, new.size):
@@ -115,7 +114,34 @@ def _layout_differences(table, planned, layout):
         for key in ("name", "uuid", "bootable"):
             if key in spec and spec[key] is not None and getattr(old, key) != getattr(new, key):
                 problems.append("partition %d has %s %r, not %r" % (number, key, getattr(old, key), getattr(new, key)))
+        if spec.get("attributes") is not None and old.attributes != new.attributes:
+            problems.append("partition %d has attributes %s, not %s" % (
+                number, _show_attributes(old.attributes), _show_attributes(new.attributes)))
     return problems
+
+
+def layout_specs(planned, layout):
+    """{partition number: the layout entry it was planned from}.
+
+    The planner records each partition's entry, so an explicit ``type: extended``
+    entry and the extended partition the planner adds for more than four dos
+    entries (which has no entry) both pair up right."""
+    raw = layout.get("partitions") or []
+    specs = {}
+    for part in planned.partitions:
+        index = getattr(part, "spec_index", None)
+        if index is not None and 0 <= index < len(raw):
+            specs[part.number] = raw[index] if raw[index] is not None else {}
+    return specs
+
+
+def attribute_bits(attributes):
+    """The numbers of the bits set in a GPT attribute field, lowest first."""
+    return [bit for bit in range(64) if (attributes or 0) >> bit & 1]
+
+
+def _show_attributes(attributes):
+    return "0x%016x (bits: %s)" % (attributes, ", ".join(str(bit) for bit in attribute_bits(attributes)) or "none")
 
 
 def _pick_backend(requested, source, device_number, read_only):
@@ -143,6 +169,7 @@ def partition_facts(table, devices, image_path, fs_offset=0):
     facts = []
     for part in table.partitions:
         entry = part.to_dict()
+        entry["attribute_bits"] = attribute_bits(part.attributes)
         entry["device"] = devices.get(part.number)
         entry["filesystem"] = None
         if part.kind != "extended" and image_path:
@@ -172,7 +199,9 @@ class PartitionsPlan(Plan):
         self.backend = None
         self.table = None
         self.attached = False
+        self.attach_planned = False
         self.detached = []
+        self.skipped = []
         self.source = None
         self.predicted_devices = {}
 
@@ -199,7 +228,7 @@ class PartitionsPlan(Plan):
             "src": self.source.path,
             "device": self.device,
             "backend": self.backend,
-            "loop_attached": self.attached,
+            "loop_attached": self.attached or bool(check_mode and self.attach_planned),
             "table": self.table.to_dict() if self.table is not None else None,
             "partitions": partition_facts(self.table, devices, self.source.path) if self.table else [],
         }
@@ -267,6 +296,7 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
             plan.attached = True
 
         plan.add("attach %s to a loop device" % source.path, attach)
+        plan.attach_planned = True
     elif backend == "partscan" and device_number is not None and not loopdev.status(device_number).partscan:
         number = device_number
         plan.add("turn partscan on for %s" % plan.device, lambda: loopdev.set_partscan(number, True))
@@ -336,25 +366,41 @@ def _plan_exposure(plan, backend, table, read_only, current):
     plan.add("map the partitions with device-mapper (as kpartx -a)", expose)
 
 
-def plan_absent(src):
+def plan_absent(src, all_attachments=False):
     """Plan: no maps or partition devices for ``src``, and no loop device this
-    module attached for it. Refuses, before any change, while one is in use."""
+    module attached for it. Refuses, before any change, while one is in use.
+
+    ``src`` a block device: that device is what the user asked about, so its
+    maps and partition devices go, and it is detached if this module attached it.
+    ``src`` an image file: only the attachments this module made (its ownership
+    claims) are taken down and detached. Other attachments of the image - one
+    made by hand with losetup, say, and perhaps in use - are left alone and
+    listed in ``plan.skipped``; with ``all_attachments`` their maps and partition
+    devices go too, but they stay attached: they are not ours to detach.
+    """
     plan = PartitionsPlan()
     source = plan.source = Source(src)
     plan.table = None
+    plan.backend = None
     if source.is_block:
         devices = [source.path] if source.loop_number is None else [loopdev.device_path(source.loop_number)]
     else:
-        devices = [d.device for d in loopdev.find_associated(source.path, offset=0)]
-    plan.backend = None
+        devices = [d.device for d in loopdev.find_associated(source.path)]
     for device in devices:
         name = os.path.basename(device)
         maps = _existing_maps(device) if dm_available() else []
         partitions = blkpg.kernel_partitions(name)
-        owned = name.startswith("loop") and ownership.owner(name) == OWNER
+        owner = ownership.owner(name) if name.startswith("loop") else None
+        owned = owner == OWNER
+        exposed = ["/dev/mapper/%s" % m.name for m in maps] + [p.device for p in partitions.values()]
         before = {"device": device, "maps": ["/dev/mapper/%s" % m.name for m in maps],
                   "partitions": [p.device for p in partitions.values()], "attached_by_module": owned}
         plan.before.append(before)
+        if not source.is_block and not owned and not all_attachments:
+            plan.skipped.append(_skipped(device, owner, exposed))
+            plan.after.append(dict(before))
+            continue
+        plan.after.append({"device": device, "maps": [], "partitions": [], "attached_by_module": False})
         if not (maps or partitions or owned):
             continue
         in_use = []
@@ -366,19 +412,35 @@ def plan_absent(src):
         if in_use:
             raise DiskImageError("partitions of %s are in use: %s" % (device, "; ".join(in_use)), errno=errno.EBUSY,
                                  hint="Unmount them first")
+        whose = "" if owned or source.is_block else " (%s; it stays attached)" % _attached_by(owner)
         if maps:
-            plan.add("remove the device-mapper maps of %s" % device, lambda device=device: _remove_maps(device))
+            plan.add("remove the device-mapper maps of %s%s" % (device, whose),
+                     lambda device=device: _remove_maps(device))
         if partitions and not owned:
-            plan.add("remove the partition devices of %s" % device, lambda device=device: blkpg.remove_all(device))
+            plan.add("remove the partition devices of %s%s" % (device, whose),
+                     lambda device=device: blkpg.remove_all(device))
         if owned:
             def detach(device=device, name=name):
                 loopdev.detach(device)
                 ownership.release(name)
                 plan.detached.append(device)
             plan.add("detach %s, which this module attached" % device, detach)
-    plan.after = [{"device": b["device"], "maps": [], "partitions": [], "attached_by_module": False}
-                  for b in plan.before]
     return plan
+
+
+def _attached_by(owner):
+    if owner is None:
+        return "attached by hand or by another tool, not by this module"
+    return "attached by %s, not by this module" % owner
+
+
+def _skipped(device, owner, exposed):
+    """What the result says of an attachment of the image that was left alone."""
+    reason = _attached_by(owner)
+    if exposed:
+        reason += "; its partition devices were left as they are (all_attachments: true removes them)"
+    return {"device": device, "attached_by": owner, "partitions": exposed,
+            "reason": reason + "; it stays attached"}
 
 
 def _map_users(found):

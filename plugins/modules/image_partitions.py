@@ -23,7 +23,8 @@ description:
     ones. An image whose table differs from O(layout) is an error unless O(force) is set.
   - An image file is attached to a loop device for you, reusing an existing attachment of
     the whole image (also one made by hand). With I(state=absent) the module detaches only
-    loop devices it attached itself.
+    loop devices it attached itself, and with an image file as O(src) it takes down only
+    the partitions of those; see O(all_attachments).
   - No C(losetup), C(kpartx), C(partx), C(sfdisk) or C(dmsetup) binary is needed on the target.
 author:
   - diskimage.loop contributors (@diskimage)
@@ -46,12 +47,28 @@ options:
   state:
     description:
       - C(present) makes every partition a block device.
-      - C(absent) removes the maps or partition devices of O(src) and detaches the loop device
-        this module attached. A partition that is still mounted or open is an error that names
+      - C(absent) removes the maps or partition devices and detaches the loop device this
+        module attached. A partition that is still mounted or open is an error that names
         what holds it, and nothing is changed.
+      - With a block device as O(src) (C(/dev/loop3)), C(absent) acts on that device, the one
+        you named - its maps and partition devices are removed whoever made them - and detaches
+        it only if this module attached it.
+      - With an image file as O(src), C(absent) acts only on the loop devices of the image that
+        this module attached. Other attachments of the image (one made by hand with
+        C(losetup), say, or by another module) are left alone and listed in RV(skipped_devices)
+        with the reason, unless O(all_attachments) is set.
     type: str
     choices: [present, absent]
     default: present
+  all_attachments:
+    description:
+      - With I(state=absent) and an image file as O(src), also remove the device-mapper maps
+        and partition devices of every other loop device the image is attached to, not only of
+        those this module attached. Those loop devices stay attached - the module never detaches
+        a device it did not attach. Their partitions must not be in use either.
+      - Has no effect with I(state=present) or when O(src) is a block device.
+    type: bool
+    default: false
   backend:
     description:
       - How partitions become block devices.
@@ -79,7 +96,7 @@ options:
     description:
       - The partition table the image must have. It is written when the image has no table.
       - When the image has a table, each partition's start, size and type must match, and
-        C(name), C(uuid) and C(bootable) where given.
+        C(name), C(uuid), C(bootable) and C(attributes) where given.
     type: dict
     suboptions:
       label:
@@ -101,7 +118,19 @@ options:
             C(type) (a hex id such as C(0x83), a GUID, or an alias - C(linux), C(swap), C(esp),
             C(extended), C(lvm), C(raid), C(bios-boot), C(xbootldr), and the Discoverable
             Partitions types C(root), C(usr), C(home), C(srv), C(var), C(tmp)), and for gpt
-            optionally C(name) and C(uuid); C(bootable) sets the dos boot flag.
+            optionally C(name) and C(uuid); C(bootable) sets the dos boot flag (on gpt, the
+            legacy-BIOS-bootable attribute). A primary or gpt partition may have C(start).
+          - On C(dos), an entry with C(type=extended) makes the extended partition where it
+            stands (one of the first four), and every entry after it is a logical partition.
+            Without one, more than four entries make the fourth an extended partition.
+          - For gpt, C(attributes) sets the partition attribute bits - a number (C(0x1000000000000000))
+            or a list of bit numbers and names - C(required) (bit 0), C(no_block_io_protocol)
+            (1), C(legacy_bios_bootable) (2), and bits 48-63 that belong to the partition type,
+            by number, as C(GUID:60), or as C(growfs) (59), C(read_only) (60), C(hidden) (62)
+            and C(no_auto) (63). Bits 3-47 are reserved and refused. C(sfdisk) shows them as
+            its C(attrs) field.
+          - When C(attributes) is given, an existing table must have exactly those bits (with
+            bit 2 added by C(bootable=true)).
         type: list
         elements: dict
         required: true
@@ -160,15 +189,39 @@ EXAMPLES = r"""
     read_only: true
   register: vendor
 
+- name: GPT attribute bits - a BIOS-bootable ESP, and a read-only root that is not mounted automatically
+  diskimage.loop.image_partitions:
+    src: /srv/images/appliance.img
+    layout:
+      label: gpt
+      partitions:
+        - {size: 256MiB, type: esp, attributes: [required, legacy_bios_bootable]}
+        - {type: root, attributes: [read_only, no_auto]}
+
 - name: Take the partitions away again and detach the loop device
   diskimage.loop.image_partitions:
     src: /srv/images/disk.img
     state: absent
+  register: down
+
+- name: Also remove the partition devices of attachments made by hand (they stay attached)
+  diskimage.loop.image_partitions:
+    src: /srv/images/disk.img
+    state: absent
+    all_attachments: true
+  when: down.skipped_devices | length > 0
 """
 
 RETURN = r"""
+src:
+  description: The absolute path of O(src).
+  returned: always
+  type: str
+  sample: /srv/images/disk.img
 device:
-  description: The loop or block device holding the partitions (null in check mode before a first attach).
+  description:
+    - The loop or block device holding the partitions.
+    - Null in check mode when the image is not attached yet (the run would attach it).
   returned: when state is present
   type: str
   sample: /dev/loop0
@@ -178,49 +231,234 @@ backend:
   type: str
   sample: partscan
 loop_attached:
-  description: Whether this run attached O(src) to a new loop device.
+  description: Whether this run attached O(src) to a new loop device (or would, in check mode).
   returned: when state is present
   type: bool
+  sample: true
 table:
-  description: The partition table.
+  description: The partition table (the one O(layout) writes, in check mode).
   returned: when state is present
   type: dict
   contains:
-    label: {description: C(dos) or C(gpt)., type: str, returned: always, sample: dos}
-    disk_id: {description: Disk identifier., type: str, returned: always, sample: "0x1b2c3d4e"}
-    sector_size: {description: Logical sector size of the table., type: int, returned: always, sample: 512}
-    size: {description: Size of the disk in bytes., type: int, returned: always}
+    label:
+      description: C(dos) or C(gpt).
+      type: str
+      returned: always
+      sample: dos
+    disk_id:
+      description: Disk identifier, C(0x1234abcd)-style for dos, the lowercase disk GUID for gpt.
+      type: str
+      returned: always
+      sample: "0x1b2c3d4e"
+    sector_size:
+      description: Logical sector size of the table, in bytes.
+      type: int
+      returned: always
+      sample: 512
+    size:
+      description: Size of the disk in bytes.
+      type: int
+      returned: always
+      sample: 335544320
+    first_usable_lba:
+      description: First sector partitions may use (gpt); null on dos.
+      type: int
+      returned: always
+      sample: 34
+    last_usable_lba:
+      description: Last sector partitions may use, inclusive (gpt); null on dos.
+      type: int
+      returned: always
+      sample: 655326
+    entry_count:
+      description: Number of entries of the GPT partition array; null on dos.
+      type: int
+      returned: always
+      sample: 128
+    hybrid_mbr:
+      description: Whether a gpt disk has a hybrid MBR (entries beside the protective one).
+      type: bool
+      returned: always
+      sample: false
+    warnings:
+      description: Problems of the table that were worked around (a damaged primary GPT header, say).
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    partitions:
+      description:
+        - The partitions as the table holds them, by number - the same as RV(partitions) without
+          RV(partitions[].device), RV(partitions[].filesystem) and RV(partitions[].attribute_bits).
+      type: list
+      elements: dict
+      returned: always
 partitions:
-  description: Every partition, by number, with its block device.
+  description:
+    - Every partition of the table, by number, with its block device and filesystem.
+    - On dos this includes the extended partition (RV(partitions[].kind) C(extended)), which the
+      kernel and C(kpartx) expose as a two-sector stub only.
   returned: when state is present
   type: list
   elements: dict
   contains:
-    number: {description: Partition number; logical partitions of a dos table start at 5., type: int, returned: always}
-    kind: {description: "C(primary), C(extended) or C(logical) (dos), or C(gpt).", type: str, returned: always}
-    start: {description: First byte., type: int, returned: always}
-    size: {description: Size in bytes., type: int, returned: always}
-    end: {description: The byte after the last one (start + size)., type: int, returned: always}
-    type: {description: "Type: C(0x83)-style for dos, a GUID for gpt.", type: str, returned: always}
-    type_alias: {description: "Friendly name of the type, if it has one.", type: str, returned: always, sample: linux}
-    name: {description: GPT partition name., type: str, returned: always}
-    uuid: {description: PARTUUID as blkid shows it., type: str, returned: always, sample: 1b2c3d4e-01}
-    bootable: {description: Boot flag (dos) or legacy-BIOS-bootable attribute (gpt)., type: bool, returned: always}
-    device: {description: The block device of the partition., type: str, returned: always, sample: /dev/loop0p1}
+    number:
+      description: Partition number; logical partitions of a dos table start at 5.
+      type: int
+      returned: always
+      sample: 1
+    kind:
+      description: C(primary), C(extended) or C(logical) (dos), or C(gpt).
+      type: str
+      returned: always
+      sample: primary
+    start:
+      description: First byte of the partition, from the start of the disk.
+      type: int
+      returned: always
+      sample: 1048576
+    size:
+      description: Size in bytes.
+      type: int
+      returned: always
+      sample: 33554432
+    end:
+      description: The byte after the last one (start + size).
+      type: int
+      returned: always
+      sample: 34603008
+    start_sector:
+      description: First sector, in the table's sector size.
+      type: int
+      returned: always
+      sample: 2048
+    size_sectors:
+      description: Size in sectors of the table's sector size.
+      type: int
+      returned: always
+      sample: 65536
+    type:
+      description: The partition type, C(0x83)-style for dos, a lowercase GUID for gpt.
+      type: str
+      returned: always
+      sample: "0x83"
+    type_alias:
+      description: Friendly name of the type (as O(layout) accepts it), or null when it has none.
+      type: str
+      returned: always
+      sample: linux
+    name:
+      description: GPT partition name (PARTLABEL); empty on dos.
+      type: str
+      returned: always
+      sample: ""
+    uuid:
+      description: PARTUUID as blkid shows it, the partition GUID on gpt and C(<disk id>-<number>) on dos.
+      type: str
+      returned: always
+      sample: 1b2c3d4e-01
+    bootable:
+      description: Boot flag (dos) or legacy-BIOS-bootable attribute, bit 2 (gpt).
+      type: bool
+      returned: always
+      sample: false
+    attributes:
+      description: The 64-bit GPT attribute field as a number; 0 on dos.
+      type: int
+      returned: always
+      sample: 1152921504606846976
+    attribute_bits:
+      description: The bits set in RV(partitions[].attributes), lowest first, as O(layout) accepts them.
+      type: list
+      elements: int
+      returned: always
+      sample: [60]
+    device:
+      description:
+        - The block device of the partition, C(/dev/loop0p1) (partscan) or C(/dev/mapper/loop0p1) (dm).
+        - In check mode, the name it would get; null when none exists and none would be made.
+      type: str
+      returned: always
+      sample: /dev/loop0p1
     filesystem:
-      description: The filesystem found in the partition (type, uuid, label), or null.
+      description: What was found in the partition, read from the superblock, or null.
       type: dict
       returned: always
+      contains:
+        type:
+          description: The filesystem type, as blkid names it.
+          type: str
+          returned: when a filesystem is found
+          sample: ext4
+        usage:
+          description: C(filesystem), C(crypto) or C(other).
+          type: str
+          returned: when a filesystem is found
+          sample: filesystem
+        uuid:
+          description: Filesystem UUID, or null.
+          type: str
+          returned: when a filesystem is found
+        label:
+          description: Filesystem label, or null.
+          type: str
+          returned: when a filesystem is found
+        version:
+          description: Filesystem version, where the superblock has one, or null.
+          type: str
+          returned: when a filesystem is found
+        uuid_sub:
+          description: Device UUID of a btrfs member, or null.
+          type: str
+          returned: when a filesystem is found
+        csum_ok:
+          description: Whether the superblock checksum is good, where it has one (else null).
+          type: bool
+          returned: when a filesystem is found
 detached:
-  description: Loop devices detached by I(state=absent).
+  description: Loop devices detached by I(state=absent) (in check mode, none).
   returned: when state is absent
   type: list
   elements: str
+  sample: [/dev/loop0]
+skipped_devices:
+  description:
+    - With an image file as O(src) and I(state=absent), the other loop devices the image is
+      attached to, which were left alone because this module did not attach them. Empty with
+      O(all_attachments=true), which removes their partitions (they stay attached).
+  returned: when state is absent
+  type: list
+  elements: dict
+  contains:
+    device:
+      description: The loop device.
+      returned: always
+      type: str
+      sample: /dev/loop3
+    attached_by:
+      description: The module of this collection that attached it, or null (by hand or another tool).
+      returned: always
+      type: str
+      sample: null
+    partitions:
+      description: Its partition devices and maps, which were left as they are.
+      returned: always
+      type: list
+      elements: str
+      sample: [/dev/loop3p1, /dev/loop3p2]
+    reason:
+      description: Why it was left alone, in words.
+      returned: always
+      type: str
+      sample: >-
+        attached by hand or by another tool, not by this module; its partition devices were left
+        as they are (all_attachments: true removes them); it stays attached
 actions:
   description: What the task did (or would do in check mode), in words.
   returned: always
   type: list
   elements: str
+  sample: ["attach /srv/images/disk.img to a loop device"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -244,6 +482,7 @@ def main():
                 partitions=dict(type="list", elements="dict", required=True),
             )),
             force=dict(type="bool", default=False),
+            all_attachments=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -257,14 +496,16 @@ def main():
                 params["src"], backend=params["backend"], read_only=params["read_only"], layout=layout,
                 force=params["force"], sector_size=params["sector_size"])
         else:
-            plan = partitions_state.plan_absent(params["src"])
+            plan = partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
         if not module.check_mode:
             plan.apply()
         result = dict(changed=plan.changed, actions=plan.descriptions())
         if params["state"] == "present":
             result.update(plan.result(module.check_mode))
         else:
+            result["src"] = plan.source.path
             result["detached"] = plan.detached
+            result["skipped_devices"] = plan.skipped
         result["diff"] = dict(before=plan.before[0] if len(plan.before) == 1 else {"devices": plan.before},
                               after=plan.after[0] if len(plan.after) == 1 else {"devices": plan.after})
     except DiskImageError as exc:

@@ -94,22 +94,88 @@ def test_check_mode_plan_changes_nothing(make_image):
     assert loopdev.find_associated(image) == []
 
 
-def test_reuses_a_hand_made_attachment_and_leaves_it_attached(make_image):
+def losetup_attach(image, *options):
+    return subprocess.run(["losetup", "-f", "--show"] + list(options) + [image], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_reuses_a_hand_made_attachment_and_leaves_it_alone(make_image):
     image = make_image()
     partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{"size": "8MiB"}, {}]}).apply()
     partitions_state.plan_absent(image).apply()
-    device = subprocess.run(["losetup", "-f", "--show", image], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    device = losetup_attach(image)
+    name = os.path.basename(device)
     try:
         plan = present(image)
         assert plan.device == device and not plan.attached
         assert plan.descriptions()[0] == "turn partscan on for %s" % device
-        assert sorted(blkpg.kernel_partitions(os.path.basename(device))) == [1, 2]
+        assert sorted(blkpg.kernel_partitions(name)) == [1, 2]
+        # src is the image: the hand-made attachment is not this module's to take down
         absent = partitions_state.plan_absent(image)
-        assert absent.descriptions() == ["remove the partition devices of %s" % device]
+        assert absent.descriptions() == [] and not absent.changed
+        assert [(s["device"], s["attached_by"], s["partitions"]) for s in absent.skipped] == [
+            (device, None, [device + "p1", device + "p2"])]
+        assert "all_attachments: true removes them" in absent.skipped[0]["reason"]
         absent.apply()
-        assert loopdev.status(device) is not None  # not ours to detach
+        assert sorted(blkpg.kernel_partitions(name)) == [1, 2]
+        # all_attachments: its partition devices go, the device stays attached
+        absent = partitions_state.plan_absent(image, all_attachments=True)
+        assert absent.skipped == []
+        assert absent.descriptions() == ["remove the partition devices of %s (attached by hand or by another tool, "
+                                         "not by this module; it stays attached)" % device]
+        absent.apply()
+        assert loopdev.status(device) is not None  # never detached: not ours
+        assert blkpg.kernel_partitions(name) == {}
+        assert not partitions_state.plan_absent(image, all_attachments=True).changed
+    finally:
+        loopdev.detach(device)
+
+
+def test_absent_on_an_image_leaves_a_busy_hand_made_attachment_alone(make_image, workdir):
+    image = make_image()
+    plan = present(image, layout={"label": "dos", "partitions": [{"size": "16MiB"}, {}]})
+    ours = plan.device
+    theirs = losetup_attach(image, "-P")
+    target = workdir / "mnt"
+    target.mkdir()
+    try:
+        # this kernel has no partition parsers: partx adds the partitions with BLKPG
+        subprocess.run(["partx", "-a", theirs], check=True)
+        subprocess.run(["mkfs.ext4", "-q", theirs + "p1"], check=True)
+        subprocess.run(["mount", theirs + "p1", str(target)], check=True)
+        try:
+            absent = partitions_state.plan_absent(image)
+            assert absent.descriptions() == ["detach %s, which this module attached" % ours]
+            assert [s["device"] for s in absent.skipped] == [theirs]
+            absent.apply()
+            assert absent.detached == [ours] and loopdev.status(ours) is None
+            assert os.path.ismount(str(target)) and sorted(blkpg.kernel_partitions(os.path.basename(theirs))) == [1, 2]
+            # asked to take down every attachment: refused while one of its partitions is mounted
+            with pytest.raises(DiskImageError, match="partitions of %s are in use: %sp1 .*mounted at" % (theirs, theirs)):
+                partitions_state.plan_absent(image, all_attachments=True)
+        finally:
+            subprocess.run(["umount", str(target)], check=True)
+        partitions_state.plan_absent(image, all_attachments=True).apply()
+        assert blkpg.kernel_partitions(os.path.basename(theirs)) == {} and loopdev.status(theirs) is not None
+    finally:
+        loopdev.detach(theirs)
+        if loopdev.status(ours) is not None:
+            partitions_state.plan_absent(ours).apply()
+
+
+def test_absent_on_a_named_device_acts_on_it(make_image):
+    image = make_image()
+    partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{"size": "8MiB"}, {}]}).apply()
+    partitions_state.plan_absent(image).apply()
+    device = losetup_attach(image, "-P")
+    try:
+        subprocess.run(["partx", "-a", device], check=True)
+        assert sorted(blkpg.kernel_partitions(os.path.basename(device))) == [1, 2]
+        absent = partitions_state.plan_absent(device)
+        assert absent.descriptions() == ["remove the partition devices of %s" % device] and absent.skipped == []
+        absent.apply()
         assert blkpg.kernel_partitions(os.path.basename(device)) == {}
+        assert loopdev.status(device) is not None and absent.detached == []
     finally:
         loopdev.detach(device)
 

@@ -253,3 +253,46 @@ def test_nodes_made_where_no_udev_makes_them(scratch, tmp_path):
         assert node.st_rdev == os.makedev(info.major, info.minor)
         assert dm.remove("vmtier-node")
     assert not os.path.lexists(str(private / "vmtier-node"))
+
+
+def test_image_partitions_absent_leaves_maps_of_other_attachments(scratch):
+    """state=absent on an image file takes down the maps and the loop device the
+    module made; kpartx's maps on a device attached by hand stay until
+    all_attachments asks for them, and that device is never detached."""
+    from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, partitions_state
+
+    image = scratch.seed_image()
+    ours = partitions_state.plan_present(image, backend="dm").apply()
+    try:
+        assert ours.attached and ours.backend == "dm"
+        ours_name = os.path.basename(ours.device)
+        theirs = scratch.attach(image)
+        theirs_name = os.path.basename(theirs)
+        for number in range(1, 9):
+            scratch.track_map("%sp%d" % (theirs_name, number))
+        run("kpartx", "-a", theirs)
+        their_maps = ["/dev/mapper/%sp%d" % (theirs_name, n) for n in range(1, 9)]
+        assert sorted(oracle_view()) == sorted(["%sp%d" % (ours_name, n) for n in range(1, 9)]
+                                               + [os.path.basename(m) for m in their_maps])
+
+        absent = partitions_state.plan_absent(image)
+        assert absent.descriptions() == ["remove the device-mapper maps of %s" % ours.device,
+                                         "detach %s, which this module attached" % ours.device]
+        assert [(s["device"], s["attached_by"], s["partitions"]) for s in absent.skipped] == [
+            (theirs, None, their_maps)]
+        absent.apply()
+        assert absent.detached == [ours.device]
+        assert sorted(oracle_view()) == sorted(os.path.basename(m) for m in their_maps)
+
+        every = partitions_state.plan_absent(image, all_attachments=True)
+        assert every.skipped == []
+        assert every.descriptions() == ["remove the device-mapper maps of %s (attached by hand or by another tool, "
+                                        "not by this module; it stays attached)" % theirs]
+        every.apply()
+        assert oracle_view() == {} and every.detached == []
+        assert loopdev.status(theirs) is not None
+        assert not partitions_state.plan_absent(image, all_attachments=True).changed
+    finally:
+        if loopdev.status(ours.device) is not None and partitions_state.ownership.owner(
+                os.path.basename(ours.device)) == partitions_state.OWNER:
+            partitions_state.plan_absent(ours.device).apply()

@@ -155,7 +155,7 @@ def test_seed_gives_the_same_ids():
 def test_gpt_fields():
     table = plan_layout({"label": "gpt", "disk_id": "{ABCDEF01-2345-6789-ABCD-EF0123456789}", "partitions": [
         {"size": "1MiB", "name": "x" * 36, "uuid": "AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE", "type": "home",
-         "attributes": ["required", "no-auto", "read-only", "7"]},
+         "attributes": ["required", "no-auto", "read-only", "48"]},
         {"size": "1MiB", "attributes": "0x4", "bootable": False},
         {"size": "1MiB", "attributes": "growfs, hidden"},
         {"size": "1MiB", "type": "root", "bootable": True},
@@ -163,7 +163,7 @@ def test_gpt_fields():
     one, two, three, four = table.partitions
     assert table.disk_id == "abcdef01-2345-6789-abcd-ef0123456789"
     assert one.uuid == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee" and one.name == "x" * 36 and one.type_alias == "home"
-    assert one.attributes == (1 << 0) | (1 << 63) | (1 << 60) | (1 << 7)
+    assert one.attributes == (1 << 0) | (1 << 63) | (1 << 60) | (1 << 48)
     assert two.attributes == 4 and two.bootable
     assert three.attributes == (1 << 59) | (1 << 62)
     assert four.attributes == 4 and four.bootable and four.type_alias == "root-arm64"
