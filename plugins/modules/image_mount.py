@@ -45,8 +45,11 @@ options:
       - The filesystem image, partitioned disk image, ISO or block device to mount.
       - An image that holds a partition table needs a selector (O(partition), O(partlabel),
         O(partuuid), O(label), O(uuid) or O(parttype)) unless the whole image is a filesystem.
+      - Required with O(state=mounted) and O(state=present), and by every selector.
+      - With O(state=unmounted) or O(state=absent) it may be left out, like C(umount PATH) - then
+        whatever is mounted at O(path) is taken down (see O(state)). When it is given, the mount at
+        O(path) must be of this source, or the task fails naming what is mounted there.
     type: path
-    required: true
     aliases: [image]
   path:
     description:
@@ -63,11 +66,19 @@ options:
       - C(unmounted) unmounts it, then detaches the loop device this module attached for it once
         nothing else uses it. A busy mount is an error naming the processes that hold it, unless
         O(lazy=true). A different filesystem at O(path) is an error, and nothing is unmounted.
+      - C(unmounted) without O(src) unmounts whatever is mounted at O(path) (every mount stacked
+        there), also a real disk or a tmpfs. The loop device under it is detached only when this
+        module attached it and nothing else uses it; a loop device with autoclear (C(mount -o loop))
+        goes away by itself, and any other loop device, partition device or device-mapper map is
+        left as it is. The mount points the system needs (C(/), C(/usr), C(/var), C(/home), C(/tmp),
+        C(/run), C(/boot) and others, anything below C(/proc), C(/sys) and C(/dev)) and kernel
+        filesystems such as proc, sysfs or cgroup2 are refused.
       - C(present) writes an fstab entry that mount(8) can act on by itself (C(loop,offset=N,sizelimit=M)
         for a partition inside an image) and creates the mount point. Nothing is mounted.
       - C(absent) unmounts and tears down as C(unmounted) does, removes the fstab entry for O(path)
         and removes the mount point when it is an empty directory. An fstab entry for O(path) that
-        mounts something else is an error.
+        mounts something other than O(src) is an error; without O(src) the entry for O(path) is
+        removed whatever it mounts.
     type: str
     choices: [mounted, unmounted, present, absent]
     default: mounted
@@ -97,6 +108,8 @@ options:
     description:
       - The filesystem type. Read from the superblock when omitted (ext2/3/4, xfs, btrfs, vfat,
         iso9660, udf, squashfs, erofs).
+      - With O(state=unmounted) or O(state=absent) and no O(src), a check - the mount at O(path)
+        must be of this type, or the task fails and nothing is unmounted.
     type: str
   opts:
     description:
@@ -175,17 +188,37 @@ EXAMPLES = r"""
     state: unmounted
     lazy: true
 
+- name: Unmount whatever is mounted at /mnt/scratch (umount /mnt/scratch); a loop device this module attached goes too
+  diskimage.loop.image_mount:
+    path: /mnt/scratch
+    state: unmounted
+
+- name: The same, only if what is mounted there is a squashfs
+  diskimage.loop.image_mount:
+    path: /mnt/scratch
+    fstype: squashfs
+    state: unmounted
+
 - name: Take everything down, including the fstab entry and the empty mount point
   diskimage.loop.image_mount:
     src: /srv/images/uefi.img
     parttype: esp
     path: /mnt/esp
     state: absent
+
+- name: Take down the mount, the fstab entry and the empty mount point of /mnt/old by path alone
+  diskimage.loop.image_mount:
+    path: /mnt/old
+    state: absent
 """
 
 RETURN = r"""
 src:
-  description: The source, as an absolute path.
+  description:
+    - The source, as an absolute path.
+    - Without O(src) (O(state=unmounted) or O(state=absent)), what was mounted at O(path) - the image
+      file behind its loop device, else the source the mount table shows (a device, or a name such as
+      C(tmpfs)); null when nothing was mounted there.
   returned: always
   type: str
   sample: /srv/images/disk.img
@@ -199,7 +232,7 @@ path_resolved_from:
   returned: always
   type: str
 partition:
-  description: The selected partition, or null when the whole source is the filesystem.
+  description: The selected partition, or null when the whole source is the filesystem (and without O(src)).
   returned: always
   type: dict
   contains:
@@ -304,14 +337,25 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils import mount_source, mount_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 
+class ImageMountModule(AnsibleModule):
+    """AnsibleModule without the file facts it adds to any result that has a
+    ``path`` (uid, gid, owner, group, mode, state, size): here they would
+    describe the mount point directory, appear only while it exists, and so
+    give check mode and a real run different keys (and a ``state`` that is
+    not the module's)."""
+
+    def add_path_info(self, kwargs):
+        return kwargs
+
+
 def main():
-    module = AnsibleModule(
+    module = ImageMountModule(
         argument_spec=dict(
-            src=dict(type="path", required=True, aliases=["image"]),
+            src=dict(type="path", aliases=["image"]),
             path=dict(type="path", required=True, aliases=["name", "mount_point"]),
             state=dict(type="str", choices=list(mount_state.STATES), default="mounted"),
             partition=dict(type="int"),
@@ -327,19 +371,22 @@ def main():
             lazy=dict(type="bool", default=False),
             follow_symlinks=dict(type="bool", default=False),
         ),
-        mutually_exclusive=[list(mount_state.SELECTORS)],
+        mutually_exclusive=[list(mount_source.SELECTORS)],
+        # Taking a mount down may name the mount point alone, like umount PATH.
+        required_if=[("state", state, ["src"]) for state in mount_state.STATES
+                     if state not in mount_state.PATH_ONLY_STATES],
+        required_by=dict((selector, "src") for selector in mount_source.SELECTORS),
         supports_check_mode=True,
     )
     params = module.params
     try:
         plan = mount_state.plan(
-            params["state"], params["src"], params["path"], selector=mount_state.selector_of(params),
+            params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
             fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
             lazy=params["lazy"], follow_symlinks=params["follow_symlinks"])
         if not module.check_mode:
             plan.apply()
-        result = dict(changed=plan.changed, diff=plan.diff())
-        result.update(plan.result(module.check_mode))
+        result = plan.report(module.check_mode)
     except DiskImageError as exc:
         module.fail_json(**exc.to_result())
     for warning in plan.warnings:

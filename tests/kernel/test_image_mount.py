@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 
 import pytest
@@ -719,3 +721,232 @@ def test_leftover_device_of_ours_is_detached_by_unmounted(workdir, tree):
     finally:
         if loopdev.status(status.number) is not None:
             loopdev.detach(status.device)
+
+
+# --- by path alone (like umount PATH) --------------------------------------------
+
+def unmount_by_path(path, **kwargs):
+    return plan("unmounted", None, path, **kwargs).apply()
+
+
+@pytest.mark.parametrize("how", ["image_mount", "mount -o loop", "losetup by hand", "partition device", "tmpfs"])
+def test_unmounted_by_path_alone(workdir, tree, how):
+    """Whatever is mounted at the path comes down; only a loop device image_mount
+    attached is detached by it, one with autoclear goes by itself, any other stays."""
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    mnt = workdir / "mnt"
+    hand_device = parts = None
+    if how == "image_mount":
+        device = apply("mounted", src, mnt).device
+    elif how == "mount -o loop":
+        mnt.mkdir()
+        run("mount", "-o", "loop", src, str(mnt))
+        device = findmnt(str(mnt))["source"]
+    elif how == "losetup by hand":
+        hand_device = device = losetup_by_hand(src)
+        mnt.mkdir()
+        run("mount", device, str(mnt))
+    elif how == "partition device":
+        fs = make_fs("ext4", str(workdir / "p.fs"), tree)
+        src, _table = partitioned(workdir, "disk.img", [(None, {"size": 2 * MiB}), (fs, {"size": 16 * MiB})])
+        parts = partitions_state.plan_present(src, backend="partscan").apply()
+        device = apply("mounted", src, mnt, selector=("partition", 2)).device
+        assert device == parts.device + "p2"
+    else:
+        mnt.mkdir()
+        run("mount", "-t", "tmpfs", "-o", "size=1m", "scratch", str(mnt))
+        device = "scratch"
+    try:
+        check = plan("unmounted", None, mnt)
+        ours = how == "image_mount"
+        assert check.descriptions() == ["unmount %s from %s" % (device, mnt)] + (
+            ["detach %s, which image_mount attached" % device] if ours else [])
+        result = check.result(check_mode=True)
+        assert result["device"] == device and result["fstype"] == ("tmpfs" if how == "tmpfs" else "ext4")
+        assert result["src"] == (src if how != "tmpfs" else "scratch")
+        assert result["loop_device"] == (None if how == "tmpfs" else parts.device if parts else device)
+        assert result["mapped_device"] == (device if parts else None)
+        assert findmnt(str(mnt)) is not None                       # planning changed nothing
+
+        down = check.apply()
+        assert findmnt(str(mnt)) is None and mnt.is_dir()
+        assert down.unmounted == [check.mount_before] and down.detached == (
+            [device] if ours else [])
+        assert not plan("unmounted", None, mnt).changed
+        if hand_device:
+            assert loopdev.status(hand_device) is not None and not loopdev.status(hand_device).autoclear
+        elif parts:
+            assert loopdev.status(parts.device) is not None      # image_partitions' device stays
+        elif how != "tmpfs":
+            assert wait_detached(src) == []                        # ours detached, or autoclear
+    finally:
+        if findmnt(str(mnt)):
+            run("umount", "-l", str(mnt), check=False)
+        if hand_device:
+            run("losetup", "-d", hand_device, check=False)
+        if parts:
+            partitions_state.plan_absent(src).apply()
+    assert wait_detached(src) == []
+
+
+def test_by_path_alone_every_mount_stacked_there_comes_down(workdir, tree):
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    mnt = workdir / "mnt"
+    first = apply("mounted", src, mnt)
+    run("mount", "-t", "tmpfs", "-o", "size=1m", "above", str(mnt))
+    try:
+        # with src, the tmpfs on top is not the source: refused, nothing touched
+        with pytest.raises(DiskImageError, match=r"already has above mounted \(type tmpfs\), not %s" % src):
+            plan("unmounted", src, mnt)
+        # fstype is checked against every mount in the stack
+        with pytest.raises(DiskImageError, match="has %s mounted as ext4, not tmpfs" % first.device):
+            plan("unmounted", None, mnt, fstype="tmpfs")
+        down = plan("unmounted", None, mnt)
+        assert down.descriptions() == ["unmount above from %s" % mnt, "unmount %s from %s" % (first.device, mnt),
+                                       "detach %s, which image_mount attached" % first.device]
+        down.apply()
+        assert findmnt(str(mnt)) is None and not plan("unmounted", None, mnt).changed
+    finally:
+        while findmnt(str(mnt)):
+            run("umount", "-l", str(mnt))
+    assert wait_detached(src) == []
+
+
+def test_absent_by_path_alone(workdir, tree):
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    mnt = workdir / "mnt"
+    fstab = str(workdir / "fstab")
+    with open(fstab, "w") as handle:
+        handle.write("# kept\n")
+    done = apply("mounted", src, mnt, fstab=fstab)
+    line = "%s %s ext4 loop 0 0" % (src, mnt)
+    try:
+        gone = plan("absent", None, mnt, fstab=fstab)
+        assert gone.descriptions() == ["unmount %s from %s" % (done.device, mnt),
+                                       "detach %s, which image_mount attached" % done.device,
+                                       "remove the entry for %s from %s" % (mnt, fstab),
+                                       "remove the mount point %s if it is empty" % mnt]
+        assert gone.diff() == {"before": {"mount": gone.mount_before, "fstab": line},
+                               "after": {"mount": None, "fstab": None}}
+        gone.apply()
+        assert findmnt(str(mnt)) is None and not mnt.exists() and gone.removed_path
+        assert open(fstab).read() == "# kept\n" and gone.detached == [done.device]
+        assert not plan("absent", None, mnt, fstab=fstab).changed
+    finally:
+        ensure_unmounted(src, mnt)
+    assert wait_detached(src) == []
+
+
+def test_busy_by_path_alone_then_lazy(workdir, tree):
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    mnt = workdir / "mnt"
+    done = apply("mounted", src, mnt)
+    sleeper = subprocess.Popen(["sleep", "300"], cwd=str(mnt))
+    try:
+        time.sleep(0.05)
+        with pytest.raises(DiskImageError, match=r"is busy: used by processes sleep \(pid %d: cwd\)" % sleeper.pid):
+            plan("unmounted", None, mnt)
+        lazy = unmount_by_path(mnt, lazy=True)
+        assert findmnt(str(mnt)) is None and lazy.pending == [done.device] and lazy.detached == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        ensure_unmounted(src, mnt)
+    assert wait_detached(src) == []
+
+
+def test_by_path_alone_a_loop_device_of_ours_mounted_elsewhere_stays(workdir, tree):
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    one, two = workdir / "one", workdir / "two"
+    first = apply("mounted", src, one)
+    apply("mounted", src, two)
+    try:
+        down = unmount_by_path(two)
+        assert down.detached == [] and findmnt(str(one)) is not None
+        down = unmount_by_path(one)
+        assert down.detached == [first.device]
+    finally:
+        ensure_unmounted(src, two)
+        ensure_unmounted(src, one)
+    assert wait_detached(src) == []
+
+
+def test_system_mount_points_are_refused_by_path_alone(workdir):
+    for path in ("/", "/proc", "/sys", "/dev", "/usr", "/tmp", "/run"):
+        for state in ("unmounted", "absent"):
+            with pytest.raises(DiskImageError, match="refusing to unmount %s with only path given" % path):
+                plan(state, None, path, fstab=str(workdir / "fstab"))
+    if os.path.ismount("/sys/kernel/security"):
+        with pytest.raises(DiskImageError, match="a kernel interface the system needs"):
+            plan("unmounted", None, "/sys/kernel/security")
+
+
+# --- the result: the same keys in check mode and in a run ---------------------------
+
+def run_module(check_mode=False, **args):
+    """Run the image_mount module itself, as Ansible would, and return its JSON."""
+    root = [p for p in sys.path if os.path.isdir(os.path.join(p, "ansible_collections", "diskimage", "loop"))][0]
+    params = dict((key, value) for key, value in args.items() if value is not None)
+    params.update(_ansible_check_mode=check_mode, _ansible_diff=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
+        handle.flush()
+        proc = run(sys.executable, "-m", "ansible_collections.diskimage.loop.plugins.modules.image_mount",
+                   handle.name, env=dict(os.environ, PYTHONPATH=root), check=False)
+    result = json.loads(proc.stdout)
+    assert not result.get("failed"), result
+    return result
+
+
+def _scenario(name, src, mnt, fstab):
+    """Set up what the state acts on; return the module's arguments."""
+    if name in ("mounted, remount", "unmounted", "absent", "unmounted by path", "absent by path"):
+        apply("mounted", src, mnt, fstab=fstab if "absent" in name else None)
+    state = name.split(",")[0].split(" ")[0]
+    args = {"state": state, "path": str(mnt), "src": None if "by path" in name else src}
+    if state in ("present", "absent") or name == "mounted, with fstab":
+        args["fstab"] = fstab
+    if name == "mounted, remount":
+        args["opts"] = "noatime,nodev"
+    return args
+
+
+@pytest.mark.parametrize("name", ["mounted", "mounted, with fstab", "mounted, remount", "present", "unmounted",
+                                  "absent", "unmounted by path", "absent by path"])
+def test_check_mode_and_a_run_return_the_same_keys(workdir, tree, name):
+    """What the module returns for every state: the same keys whether it ran in
+    check mode or not, and a diff with the mount and the fstab line before and
+    after. The mount point exists in one and not the other for mounted (made)
+    and absent (removed), so Ansible's file facts of a path must not leak in."""
+    src = make_fs("ext4", str(workdir / "a.img"), tree)
+    mnt, fstab = workdir / "mnt", str(workdir / "fstab")
+    args = _scenario(name, src, mnt, fstab)
+    try:
+        check = run_module(check_mode=True, **args)
+        run_ = run_module(**args)
+        assert check["changed"] and run_["changed"], (check["actions"], run_["actions"])
+        assert set(check) == set(run_), set(check) ^ set(run_)
+        assert check["actions"] == run_["actions"]
+        assert set(check["created"]) == set(run_["created"]) == {"path", "loop_device", "mount", "fstab_entry"}
+        for result in (check, run_):
+            assert set(result["diff"]) == {"before", "after"}
+            assert set(result["diff"]["before"]) == set(result["diff"]["after"]) == {"mount", "fstab"}
+        assert check["diff"] == run_["diff"]                       # the diff is planned, not observed
+        managed = "fstab" in args
+        assert (run_["diff"]["after"]["fstab"] is not None) == (managed and args["state"] in ("mounted", "present"))
+        if args["state"] == "absent":
+            assert run_["diff"]["before"]["fstab"] == "%s %s ext4 loop 0 0" % (src, mnt)
+        if args["state"] == "mounted":
+            assert run_["diff"]["after"]["mount"] and run_["mount"]["mount_point"] == str(mnt)
+            assert check["mount"] is None
+        if args["state"] in ("unmounted", "absent"):
+            assert run_["diff"]["before"]["mount"] and run_["diff"]["after"]["mount"] is None
+            assert run_["detached"] == check["detached"] and run_["detached"]
+            assert run_["src"] == check["src"] == src
+        again = run_module(**args)
+        assert not again["changed"] and set(again) == set(run_)
+        assert again["diff"]["before"] == again["diff"]["after"]
+        assert set(run_module(check_mode=True, **args)) == set(again)
+    finally:
+        ensure_unmounted(src, mnt)
+    assert wait_detached(src) == []

@@ -207,3 +207,52 @@ def test_mount_over_a_device_mapper_partition(scratch, tmp_path):
         unmount_quietly(image, mnt, selector=("partition", 2))
         partitions_state.plan_absent(image).apply()
     assert loopdev.find_associated(image) == []
+
+
+def test_by_path_alone_an_iso_comes_down_with_its_loop_device(scratch, tmp_path):
+    need("xorriso")
+    iso = str(tmp_path / "cd.iso")
+    run("xorriso", "-as", "mkisofs", "-quiet", "-o", iso, tree(str(tmp_path / "tree"), "hello\n"))
+    mnt = str(tmp_path / "cdrom")
+    done = mount_state.plan("mounted", iso, mnt).apply()
+    try:
+        check = mount_state.plan("unmounted", None, mnt)
+        assert check.descriptions() == ["unmount %s from %s" % (done.device, mnt),
+                                        "detach %s, which image_mount attached" % done.device]
+        result = check.result(check_mode=True)
+        assert (result["src"], result["fstype"], result["loop_device"]) == (iso, "iso9660", done.device)
+        down = check.apply()
+        assert down.detached == [done.device] and findmnt(mnt) is None
+        assert not mount_state.plan("unmounted", None, mnt).changed
+    finally:
+        unmount_quietly(iso, mnt)
+    assert loopdev.find_associated(iso) == []
+
+
+def test_by_path_alone_a_device_mapper_map_is_unmounted_and_left(scratch, tmp_path):
+    need("sfdisk", "mkfs.ext4")
+    image = scratch.image("disk.img", 48 * MIB, "label: dos\nsize=8MiB, type=83\ntype=83\n")
+    start, size = partition_start(image, 2)
+    fs = str(tmp_path / "p2.fs")
+    with open(fs, "wb") as handle:
+        handle.truncate(size)
+    run("mkfs.ext4", "-q", "-F", "-L", "mapped", fs)
+    splice(fs, image, start)
+    parts = partitions_state.plan_present(image, backend="dm").apply()
+    mnt = str(tmp_path / "mnt")
+    mapped = "/dev/mapper/%sp2" % os.path.basename(parts.device)
+    try:
+        wait_for(lambda: os.path.exists(mapped), what=mapped)
+        mount_state.plan("mounted", image, mnt, selector=("partition", 2)).apply()
+        check = mount_state.plan("unmounted", None, mnt)
+        result = check.result(check_mode=True)
+        assert (result["device"], result["mapped_device"], result["loop_device"]) == (mapped, mapped, parts.device)
+        assert result["src"] == image
+        assert check.descriptions() == ["unmount %s from %s" % (mapped, mnt)]   # the map is image_partitions'
+        down = check.apply()
+        assert down.detached == [] and findmnt(mnt) is None
+        assert os.path.exists(mapped) and loopdev.status(parts.device) is not None
+    finally:
+        unmount_quietly(image, mnt, selector=("partition", 2))
+        partitions_state.plan_absent(image).apply()
+    assert loopdev.find_associated(image) == []

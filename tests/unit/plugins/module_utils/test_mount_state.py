@@ -1,448 +1,171 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""image_mount's decisions that need no root: which partition a selector names,
-which device to reuse, what the options and the fstab line say, and what a
-mount point may be. Partition tables are generated with partition_layout."""
-import os
-import shutil
-import subprocess
+"""mount_state: the plan for each state, as far as it needs no root.
 
+Taking a mount down by path alone is decided on a mount table given here (the
+kernel tier does it for real): what is unmounted, what is refused (the mount
+points and kernel filesystems the system needs, a type other than fstype), and
+what the result says. The names callers used when everything lived in
+mount_state are still importable from it.
+"""
 import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils import mount_state as ms
+from ansible_collections.diskimage.loop.plugins.module_utils import mount_teardown, mountinfo, mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils.mountinfo import FstabEntry, parse_fstab_line
-from ansible_collections.diskimage.loop.plugins.module_utils.partition_layout import plan_layout, write_layout
-
-MiB = 1 << 20
-ROOT_X86_64 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
-
-GPT = {"label": "gpt", "seed": "unit", "architecture": "x86_64", "partitions": [
-    {"size": "8MiB", "type": "esp", "name": "ESP"},
-    {"size": "16MiB", "type": "root-x86-64", "name": "root"},
-    {"size": "16MiB", "type": "home", "name": "home"},
-    {"size": "8MiB", "type": "linux", "name": "data"},
-    {"type": "linux", "name": "data"},
-]}
-DOS = {"label": "dos", "disk_id": "0x0badcafe", "partitions": [
-    {"size": "8MiB", "type": "esp", "bootable": True}, {"size": "8MiB"}, {"size": "8MiB"},
-    {"size": "8MiB"}, {"size": "8MiB", "type": "swap"}, {}]}
-FILESYSTEMS = {1: {"type": "vfat", "usage": "filesystem", "uuid": "ABCD-1234", "label": "EFI"},
-               2: {"type": "ext4", "usage": "filesystem", "uuid": "0d3c2b1a-0000-4000-8000-000000000002",
-                   "label": "rootfs"},
-               3: {"type": "ext4", "usage": "filesystem", "uuid": "0d3c2b1a-0000-4000-8000-000000000003",
-                   "label": "same"},
-               4: {"type": "ext4", "usage": "filesystem", "uuid": "0d3c2b1a-0000-4000-8000-000000000004",
-                   "label": "same"}}
 
 
-def fake_probe(part):
-    return FILESYSTEMS.get(part.number)
+def test_the_names_of_before_the_split_are_importable():
+    for name in ("STATES", "SELECTORS", "DEFAULT_FSTAB", "OWNER", "READ_ONLY_FSTYPES", "Extent", "Exposure", "Source",
+                 "Selection", "Options", "Target", "MountPlan", "plan", "plan_mounted", "plan_unmounted",
+                 "plan_present", "plan_absent", "select", "select_partition", "selector_of", "filesystem_type",
+                 "choose_exposure", "find_exposures", "extent_of", "file_extent", "describe_device",
+                 "describe_mount", "describe_partition", "fstab_entry", "fstab_options", "entry_refers_to"):
+        assert getattr(ms, name) is not None, name
+    assert set(ms.__all__) <= set(dir(ms))
 
 
-@pytest.fixture(scope="module")
-def gpt():
-    return plan_layout(GPT, 128 * MiB)
-
-
-@pytest.fixture(scope="module")
-def dos():
-    return plan_layout(DOS, 128 * MiB)
-
-
-# --- selectors ------------------------------------------------------------
-
-@pytest.mark.parametrize("kind,value,number", [
-    ("partition", 3, 3),
-    ("partition", "2", 2),
-    ("partlabel", "ESP", 1),
-    ("parttype", "esp", 1),
-    ("parttype", "efi", 1),
-    ("parttype", "root", 2),
-    ("parttype", ROOT_X86_64.upper(), 2),
-    ("parttype", "{%s}" % ROOT_X86_64, 2),
-    ("parttype", "home", 3),
-    ("label", "rootfs", 2),
-    ("label", "EFI", 1),
-    ("uuid", "abcd-1234", 1),                       # vfat ids: case does not matter
-    ("uuid", "0D3C2B1A-0000-4000-8000-000000000003", 3),
+@pytest.mark.parametrize("state,selector,fragment", [
+    ("mounted", None, "state mounted needs src"),
+    ("present", None, "state present needs src"),
+    ("unmounted", ("partition", 2), "partition selects a partition of src, and no src is given"),
+    ("absent", ("label", "x"), "label selects a partition of src, and no src is given"),
+    ("gone", None, "state 'gone' is not one of mounted, unmounted, present, absent"),
 ])
-def test_gpt_selectors(gpt, kind, value, number):
-    part, fs = ms.select_partition(gpt, kind, value, fake_probe, arch="x86_64")
-    assert part.number == number
-    assert fs == FILESYSTEMS.get(number)
+def test_what_path_alone_cannot_do(tmp_path, state, selector, fragment):
+    with pytest.raises(DiskImageError, match=fragment):
+        ms.plan(state, None, str(tmp_path / "mnt"), selector=selector)
 
 
-def test_partuuid_on_gpt_is_the_entry_guid(gpt):
-    target = gpt.partition(4)
-    part, _fs = ms.select_partition(gpt, "partuuid", target.uuid.upper(), fake_probe)
-    assert part.number == 4
+# --- by path alone, on a mount table given here -------------------------------
 
-
-def test_root_means_this_architecture(gpt):
-    with pytest.raises(DiskImageError, match="no partition has parttype 'root'"):
-        ms.select_partition(gpt, "parttype", "root", fake_probe, arch="aarch64")
-
-
-@pytest.mark.parametrize("kind,value,number", [
-    ("partition", 5, 5),
-    ("partuuid", "0badcafe-06", 6),
-    ("partuuid", "0BADCAFE-02", 2),
-    ("parttype", "0xef", 1),
-    ("parttype", "esp", 1),
-    ("parttype", "82", 7 - 1),                       # swap, the fifth entry: logical 6
-])
-def test_dos_selectors(dos, kind, value, number):
-    part, _fs = ms.select_partition(dos, kind, value, fake_probe)
-    assert part.number == number
-
-
-def test_probe_is_asked_only_for_filesystem_selectors(gpt):
-    asked = []
-
-    def probe(part):
-        asked.append(part.number)
-        return None
-
-    ms.select_partition(gpt, "partlabel", "root", probe)
-    assert asked == [2]                             # only for the facts of the chosen one
-    asked[:] = []
-    with pytest.raises(DiskImageError):
-        ms.select_partition(gpt, "label", "x", probe)
-    assert sorted(set(asked)) == [1, 2, 3, 4, 5]
-
-
-@pytest.mark.parametrize("kind,value,fragment", [
-    ("partition", 9, "no partition has partition 9; the gpt table has: 1: esp partlabel 'ESP'"),
-    ("partlabel", "nope", "no partition has partlabel 'nope'"),
-    ("label", "nope", "2: root-x86-64 partlabel 'root'"),
-    ("uuid", "0d3c2b1a-0000-4000-8000-00000000000f", "no partition has uuid"),
-    ("partuuid", "0fc63daf-8483-4772-8e79-3d69d8477de4", "no partition has partuuid"),
-    ("parttype", "swap", "no partition has parttype 'swap'"),
-    ("parttype", "no-such-type", "unknown partition type 'no-such-type'"),
-    ("partlabel", "data", "2 partitions have partlabel 'data': 4: linux"),
-    ("label", "same", "2 partitions have label 'same'"),
-    ("parttype", "linux", "Select exactly one, for example with partition: 4"),
-    ("partition", "x", "'x' is not a partition number"),
-    ("shoesize", 1, "unknown partition selector"),
-])
-def test_gpt_selector_errors_name_the_partitions(gpt, kind, value, fragment):
-    with pytest.raises(DiskImageError) as err:
-        ms.select_partition(gpt, kind, value, fake_probe, arch="x86_64")
-    assert fragment in str(err.value)
-
-
-@pytest.mark.parametrize("kind,value,fragment", [
-    ("partition", 4, "partition 4 is an extended partition"),
-    ("parttype", "extended", "selects extended partitions, which hold no filesystem"),
-    ("partlabel", "x", "this is a dos partition table, which has no names"),
-    ("parttype", "home", "exists only on gpt"),
-    ("parttype", "linux", "4 partitions have parttype 'linux'"),
-])
-def test_dos_selector_errors(dos, kind, value, fragment):
-    with pytest.raises(DiskImageError) as err:
-        ms.select_partition(dos, kind, value, fake_probe)
-    assert fragment in str(err.value)
-
-
-def test_selector_of_params():
-    assert ms.selector_of({"partition": 2, "label": None}) == ("partition", 2)
-    assert ms.selector_of({"partition": None, "label": ""}) is None
-    with pytest.raises(DiskImageError, match="partition and label select a partition in different ways"):
-        ms.selector_of({"partition": 2, "label": "x"})
-
-
-# --- selection on generated images (mkfs, no root) ---------------------------
-
-def mkfs_ext4(path, size, label):
-    if not shutil.which("mkfs.ext4"):
-        pytest.skip("mkfs.ext4 is not installed")
-    with open(path, "wb") as handle:
-        handle.truncate(size)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", label, path], check=True)
-    return path
-
-
-def splice(fs_path, image, offset):
-    with open(fs_path, "rb") as src, open(image, "r+b") as dst:
-        data = src.read()
-        dst.seek(offset)
-        dst.write(data)
+def line(mount_id, parent_id, devno, mount_point, fstype, source, root="/"):
+    fields = (mount_id, parent_id, devno, root, mount_point, fstype, source)
+    return "%d %d %s %s %s rw,relatime shared:1 - %s %s rw" % fields
 
 
 @pytest.fixture
-def disk(tmp_path):
-    """A GPT image: p1 empty, p2 ext4 'second', p3 ext4 'third'."""
-    image = str(tmp_path / "disk.img")
-    with open(image, "wb") as handle:
-        handle.truncate(40 * MiB)
-    with open(image, "r+b") as handle:
-        table = write_layout(handle, {"label": "gpt", "partitions": [
-            {"size": "4MiB", "name": "empty"}, {"size": "16MiB", "name": "second"}, {}]}, 40 * MiB)
-    for number, label in ((2, "second"), (3, "third")):
-        part = table.partition(number)
-        fs = mkfs_ext4(str(tmp_path / ("p%d.fs" % number)), part.size, label)
-        splice(fs, image, part.start)
-    return image, table
+def table(monkeypatch):
+    """Make the plan see the mounts given, and nothing that holds them."""
+    lines = [line(1, 0, "8:1", "/", "ext4", "/dev/sda1")]
+
+    def read_mountinfo(path=None):
+        return mountinfo.parse_mountinfo("\n".join(lines))
+
+    monkeypatch.setattr(mountinfo, "read_mountinfo", read_mountinfo)
+    monkeypatch.setattr(mountsys, "holders_of_mount", lambda path: [])
+    monkeypatch.setattr(mountsys, "loop_devices_backed_under", lambda path: [])
+    return lines
 
 
-def test_select_on_an_image(disk):
-    image, table = disk
-    source = ms.Source(image)
-    chosen = ms.select(source, "label", "third")
-    part = table.partition(3)
-    assert chosen.partition.number == 3 and chosen.filesystem["type"] == "ext4"
-    assert (chosen.extent.start, chosen.extent.size) == (part.start, part.size)
-    assert chosen.extent.key == source.extent.key and chosen.offset == part.start
-    assert chosen.describe() == "%s partition 3" % image
-    assert chosen.to_dict()["filesystem"]["label"] == "third"
-    assert ms.filesystem_type(chosen) == "ext4"
+def test_a_tmpfs_is_unmounted(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "0:99", str(mnt), "tmpfs", "scratch"))
+    down = ms.plan("unmounted", None, str(mnt))
+    assert down.descriptions() == ["unmount scratch from %s" % mnt]
+    result = down.result(check_mode=True)
+    assert (result["src"], result["device"], result["fstype"]) == ("scratch", "scratch", "tmpfs")
+    assert result["loop_device"] is None and result["detached"] == [] and result["partition"] is None
+    assert down.diff() == {"before": {"mount": "scratch on %s type tmpfs (rw,relatime)" % mnt, "fstab": None},
+                           "after": {"mount": None, "fstab": None}}
+    assert ms.plan("unmounted", None, str(mnt), fstype="tmpfs").changed
+    lazy = ms.plan("unmounted", None, str(mnt), lazy=True)
+    assert lazy.descriptions() == ["unmount scratch from %s lazily" % mnt]
 
 
-def test_a_partitioned_image_needs_a_selector(disk):
-    image, _table = disk
-    with pytest.raises(DiskImageError) as err:
-        ms.select(ms.Source(image))
-    assert "holds a gpt partition table, not a filesystem: 1: linux partlabel 'empty'" in str(err.value)
-    assert "3: linux partlabel 'third'"[:10] in str(err.value) and "ext4 label 'third'" in str(err.value)
-    assert "partition, partlabel, partuuid, label, uuid, parttype" in str(err.value)
+def test_a_disk_is_unmounted_and_nothing_detached(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "8:1000", str(mnt), "ext4", "/dev/sdz9"))
+    down = ms.plan("unmounted", None, str(mnt))
+    assert down.descriptions() == ["unmount /dev/sdz9 from %s" % mnt]
+    assert down.result()["src"] == down.result()["device"] == "/dev/sdz9"
 
 
-def test_an_empty_partition_has_no_filesystem(disk):
-    image, _table = disk
-    chosen = ms.select(ms.Source(image), "partition", 1)
-    with pytest.raises(DiskImageError, match="no filesystem was recognized in %s partition 1" % image):
-        ms.filesystem_type(chosen)
-    assert ms.filesystem_type(chosen, "ext4") == "ext4"
-    with pytest.raises(DiskImageError, match="not a filesystem type name"):
-        ms.filesystem_type(chosen, "ext4,rw")
+def test_every_mount_stacked_at_the_path_is_unmounted(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "0:98", str(mnt), "tmpfs", "below"))
+    table.append(line(41, 40, "0:99", str(mnt), "tmpfs", "above"))
+    down = ms.plan("unmounted", None, str(mnt))
+    assert down.descriptions() == ["unmount above from %s" % mnt, "unmount below from %s" % mnt]
+    assert down.result()["src"] == "above"
+    assert down.diff()["after"]["mount"] is None
 
 
-def test_raw_image_and_whole_filesystem_selectors(tmp_path):
-    image = mkfs_ext4(str(tmp_path / "raw.img"), 8 * MiB, "whole")
-    source = ms.Source(image)
-    assert ms.select(source).partition is None
-    assert ms.select(source, "label", "whole").extent == source.extent
-    with pytest.raises(DiskImageError, match="whose label is 'whole', not 'other'"):
-        ms.select(source, "label", "other")
-    with pytest.raises(DiskImageError, match="has no partition table, so partition cannot select"):
-        ms.select(source, "partition", 1)
+def test_nothing_mounted_is_nothing_to_do(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    assert not ms.plan("unmounted", None, str(mnt)).changed          # missing
+    mnt.mkdir()
+    quiet = ms.plan("unmounted", None, str(mnt))
+    assert not quiet.changed and quiet.result()["src"] is None
+    assert not ms.plan("absent", None, str(tmp_path / "gone"), fstab=str(tmp_path / "fstab")).changed
 
 
-@pytest.mark.parametrize("what,fragment", [
-    ("missing", "does not exist"),
-    ("dir", "is a directory"),
-    ("/dev/null", "neither an image file nor a block device"),
-    ("empty", "is empty"),
-])
-def test_bad_sources(tmp_path, what, fragment):
-    path = {"missing": str(tmp_path / "missing.img"), "dir": str(tmp_path), "/dev/null": "/dev/null",
-            "empty": str(tmp_path / "empty.img")}[what]
-    if what == "empty":
-        open(path, "wb").close()
-    with pytest.raises(DiskImageError, match=fragment):
-        ms.Source(path)
+def test_another_type_than_fstype_is_left_mounted(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "0:99", str(mnt), "tmpfs", "scratch"))
+    with pytest.raises(DiskImageError, match="has scratch mounted as tmpfs, not squashfs; nothing was unmounted"):
+        ms.plan("unmounted", None, str(mnt), fstype="squashfs")
 
 
-# --- extents and the choice of device ---------------------------------------
-
-def test_extents():
-    whole = ms.Extent(("file", "8:1", 12), 0, 64 * MiB, "/x.img")
-    part = whole.inner(MiB, 16 * MiB)
-    assert part == ms.Extent(("file", "8:1", 12), MiB, 16 * MiB)
-    assert whole.covers(part) and not part.covers(whole)
-    assert not whole.shows(part)                    # starts elsewhere: another filesystem
-    assert whole.inner(MiB, 63 * MiB).shows(part)   # mount -o loop,offset=1MiB
-    assert not part.shows(whole.inner(MiB, 32 * MiB))
-    assert part != ms.Extent(("file", "8:1", 13), MiB, 16 * MiB)
-    assert "bytes at offset 1048576 of /x.img" in part.describe()
+@pytest.mark.parametrize("fstype", ["proc", "sysfs", "cgroup2", "devpts", "tracefs"])
+def test_kernel_filesystems_are_refused(tmp_path, table, fstype):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "0:99", str(mnt), fstype, fstype))
+    with pytest.raises(DiskImageError, match="it is a %s, a kernel interface the system needs" % fstype):
+        ms.plan("absent", None, str(mnt), fstab=str(tmp_path / "fstab"))
 
 
-class FakeExposure(object):
-    def __init__(self, name, kind, exact=True, read_only=False, mounts=()):
-        self.name, self.kind, self.exact, self.read_only, self.mounts = name, kind, exact, read_only, list(mounts)
+@pytest.mark.parametrize("path", ["/", "/usr", "/var", "/home", "/boot", "/boot/efi", "/efi", "/root", "/run", "/tmp",
+                                  "/etc", "/proc", "/sys", "/dev", "/dev/shm", "/sys/fs/cgroup",
+                                  "/proc/sys/fs/binfmt_misc"])
+def test_system_mount_points_are_refused_by_path_alone(path):
+    with pytest.raises(DiskImageError, match="refusing to unmount %s with only path given" % path):
+        mount_teardown.refuse_system_path(path)
 
 
-@pytest.mark.parametrize("exposures,read_only,strict,expected", [
-    ([], False, False, None),
-    ([FakeExposure("loop1", "loop"), FakeExposure("loop0p2", "partition")], False, False, "loop0p2"),
-    ([FakeExposure("loop1", "loop"), FakeExposure("dm-0", "map")], False, False, "dm-0"),
-    # a mounted one always wins: a second device would give the filesystem a second superblock
-    ([FakeExposure("loop0p2", "partition"), FakeExposure("loop3", "loop", exact=False, mounts=["m"])],
-     False, False, "loop3"),
-    # read-only asked: only read-only devices, and a writable one is no substitute
-    ([FakeExposure("loop1", "loop")], True, True, None),
-    ([FakeExposure("loop1", "loop"), FakeExposure("loop2", "loop", read_only=True)], True, True, "loop2"),
-    # read-only by nature (squashfs): any, the read-only one first
-    ([FakeExposure("loop1", "loop")], True, False, "loop1"),
-    ([FakeExposure("loop1", "loop"), FakeExposure("loop2", "loop", read_only=True)], True, False, "loop2"),
-    # read-write asked: a read-only device cannot serve
-    ([FakeExposure("loop2", "loop", read_only=True)], False, False, None),
-    # not exact and unmounted: never reused
-    ([FakeExposure("loop1", "loop", exact=False)], False, False, None),
-])
-def test_choose_exposure(exposures, read_only, strict, expected):
-    chosen = ms.choose_exposure(exposures, read_only, strict)
-    assert (chosen.name if chosen else None) == expected
+@pytest.mark.parametrize("path", ["/", "/usr", "/proc", "/tmp"])
+@pytest.mark.parametrize("state", ["unmounted", "absent"])
+def test_the_plan_refuses_them_before_anything(path, state):
+    with pytest.raises(DiskImageError, match="refusing to unmount %s with only path given" % path):
+        ms.plan(state, None, path, fstab="/nonexistent/fstab")
 
 
-# --- options and fstab ----------------------------------------------------
-
-@pytest.mark.parametrize("opts,read_only,fstype,optical,words,ro", [
-    (None, False, "ext4", False, [], False),
-    ("noatime,nodev", False, "ext4", False, ["noatime", "nodev"], False),
-    ("noatime", True, "ext4", False, ["ro", "noatime"], True),
-    ("ro,noatime", False, "ext4", False, ["ro", "noatime"], True),
-    (None, False, "squashfs", False, ["ro"], True),
-    (None, False, "erofs", False, ["ro"], True),
-    (None, False, "iso9660", False, ["ro"], True),
-    (None, False, "udf", True, ["ro"], True),       # a UDF bridge ISO
-    (None, False, "udf", False, [], False),         # a writable UDF image
-    (["noatime", "nofail"], False, "xfs", False, ["noatime", "nofail"], False),
-    ("rw,ro", False, "ext4", False, ["rw", "ro"], True),   # the last word wins, as in mount(8)
-    ("ro,rw", False, "ext4", False, ["ro", "rw"], False),
-])
-def test_options(opts, read_only, fstype, optical, words, ro):
-    options = ms.Options(opts, read_only, fstype, optical)
-    assert options.words == words and options.read_only == ro
-    assert options.explicit_ro == (bool(read_only) or (ro and fstype == "ext4"))
+def test_a_subdirectory_of_a_system_mount_point_is_fine():
+    mount_teardown.refuse_system_path("/var/lib/images/mnt")
+    mount_teardown.refuse_system_path("/mnt")
+    mount_teardown.refuse_system_path("/srv/root")
+    with pytest.raises(DiskImageError):
+        mount_teardown.refuse_system_path("/dev/pts")
 
 
-def test_fstab_only_words_stay_out_of_the_kernel():
-    options = ms.Options("noatime,nofail,x-systemd.automount,noauto", False, "ext4")
-    assert options.kernel_words() == ["noatime"]
+def test_busy_by_path_names_the_holder(tmp_path, table, monkeypatch):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    table.append(line(40, 1, "0:99", str(mnt), "tmpfs", "scratch"))
+    monkeypatch.setattr(mountsys, "holders_of_mount",
+                        lambda path: [{"pid": 42, "comm": "sleep", "cmdline": "sleep 9", "uses": ["cwd"]}])
+    with pytest.raises(DiskImageError, match=r"is busy: used by processes sleep \(pid 42: cwd\)"):
+        ms.plan("unmounted", None, str(mnt))
+    assert ms.plan("unmounted", None, str(mnt), lazy=True).changed
 
 
-@pytest.mark.parametrize("opts,read_only,fstype,fragment", [
-    ("loop", False, "ext4", "opts must not contain 'loop'"),
-    ("offset=1048576", False, "ext4", "opts must not contain 'offset'"),
-    ("sizelimit=4096", False, "ext4", "opts must not contain 'sizelimit'"),
-    ("bind", False, "ext4", "opts must not contain 'bind'"),
-    ("rw", True, "ext4", "opts say rw, and read_only is true"),
-    ("rw", False, "squashfs", "squashfs is read-only by nature"),
-])
-def test_bad_options(opts, read_only, fstype, fragment):
-    with pytest.raises(DiskImageError, match=fragment):
-        ms.Options(opts, read_only, fstype)
-
-
-class FakeSource(object):
-    def __init__(self, path, is_block=False):
-        self.path, self.is_block = path, is_block
-
-
-def selection(path, start=None, size=None, is_block=False):
-    part = None
-    if start is not None:
-        part = plan_layout({"label": "gpt", "partitions": [{"start": start, "size": size}]}, 256 * MiB).partition(1)
-    return ms.Selection(FakeSource(path, is_block), None, partition=part)
-
-
-@pytest.mark.parametrize("sel,opts,fstype,line", [
-    (selection("/srv/raw.img"), None, "ext4", "/srv/raw.img /mnt/x ext4 loop 0 0"),
-    (selection("/srv/raw.img"), "noatime", "ext4", "/srv/raw.img /mnt/x ext4 loop,noatime 0 0"),
-    (selection("/srv/disk.img", MiB, 64 * MiB), None, "ext4",
-     "/srv/disk.img /mnt/x ext4 loop,offset=1048576,sizelimit=67108864 0 0"),
-    (selection("/srv/disk.img", MiB, 64 * MiB), "nodev", "squashfs",
-     "/srv/disk.img /mnt/x squashfs loop,offset=1048576,sizelimit=67108864,ro,nodev 0 0"),
-    (selection("/srv/my disk.img"), "defaults", "ext4", "/srv/my\\040disk.img /mnt/x ext4 loop 0 0"),
-    (selection("/dev/sdb1", is_block=True), None, "ext4", "/dev/sdb1 /mnt/x ext4 defaults 0 0"),
-    (selection("/dev/sdb1", is_block=True), "noatime", "xfs", "/dev/sdb1 /mnt/x xfs noatime 0 0"),
-    (selection("/dev/sdb", MiB, 64 * MiB, is_block=True), None, "ext4",
-     "/dev/sdb /mnt/x ext4 loop,offset=1048576,sizelimit=67108864 0 0"),
-])
-def test_fstab_lines(sel, opts, fstype, line):
-    entry = ms.fstab_entry(sel, "/mnt/x", fstype, ms.Options(opts, False, fstype))
-    assert entry.render() == line
-    assert parse_fstab_line(line) == entry          # reads back the same
-
-
-def test_fstab_line_of_a_read_only_image():
-    options = ms.Options(None, True, "ext4")
-    assert ms.fstab_entry(selection("/srv/raw.img"), "/mnt/x", "ext4", options).render() == \
-        "/srv/raw.img /mnt/x ext4 loop,ro 0 0"
-
-
-def test_entry_refers_to(tmp_path):
-    image = str(tmp_path / "disk.img")
-    open(image, "wb").close()
-    os.symlink(image, str(tmp_path / "link.img"))
-    entry = FstabEntry(image, "/mnt/x", "ext4", "loop,offset=1048576,sizelimit=4096")
-    assert ms.entry_refers_to(entry, image, 1048576)
-    assert ms.entry_refers_to(entry, image, None)
-    assert not ms.entry_refers_to(entry, image, 0)
-    assert ms.entry_refers_to(FstabEntry(str(tmp_path / "link.img"), "/mnt/x", "ext4", "loop"), image, 0)
-    assert not ms.entry_refers_to(FstabEntry("/elsewhere.img", "/mnt/x", "ext4", "loop"), image, 0)
-    assert ms.entry_refers_to(FstabEntry("/gone.img", "/mnt/x", "ext4", "loop"), "/gone.img", None)
-
-
-# --- the mount point --------------------------------------------------------
-
-def test_target_missing_directories_are_listed(tmp_path):
-    target = ms.Target(str(tmp_path / "a" / "b" / "c"))
-    assert target.path == str(tmp_path / "a" / "b" / "c") and not target.exists
-    assert target.missing == [str(tmp_path / "a"), str(tmp_path / "a" / "b"), str(tmp_path / "a" / "b" / "c")]
-    undo = []
-    target.create(undo)
-    assert os.path.isdir(target.path) and len(undo) == 3
-    for _what, action in reversed(undo):
-        action()
-    assert not os.path.exists(str(tmp_path / "a"))
-
-
-def test_target_refusals(tmp_path):
-    with pytest.raises(DiskImageError, match="is not an absolute path"):
-        ms.Target("relative/mnt")
-    (tmp_path / "file").write_text("")
-    with pytest.raises(DiskImageError, match="is a file, not a directory; refusing to mount over it"):
-        ms.Target(str(tmp_path / "file"))
-    with pytest.raises(DiskImageError, match="is not a directory"):
-        ms.Target(str(tmp_path / "file" / "below"))
-    with pytest.raises(DiskImageError, match="is a special file"):
-        ms.Target("/dev/null")
-
-
-def test_target_symlinks_are_resolved_only_when_asked(tmp_path):
-    (tmp_path / "real").mkdir()
-    os.symlink(str(tmp_path / "real"), str(tmp_path / "link"))
-    with pytest.raises(DiskImageError) as err:
-        ms.Target(str(tmp_path / "link" / "sub"))
-    assert "goes through the symlink %s -> %s" % (tmp_path / "link", tmp_path / "real") in str(err.value)
-    assert "Give the resolved path %s" % (tmp_path / "real" / "sub") in str(err.value)
-    target = ms.Target(str(tmp_path / "link" / "sub"), follow_symlinks=True)
-    assert target.path == str(tmp_path / "real" / "sub")
-    assert target.resolved_from == str(tmp_path / "link" / "sub")
-    assert target.missing == [str(tmp_path / "real" / "sub")]
-
-
-def test_plan_rolls_back_in_reverse_when_a_step_fails():
-    plan = ms.MountPlan("mounted")
-    done = []
-
-    def first():
-        plan.undo.append(("undo first", lambda: done.append("undo first")))
-
-    def second():
-        plan.undo.append(("undo second", lambda: done.append("undo second")))
-        raise DiskImageError("the second step failed")
-
-    plan.add("first", first)
-    plan.add("second", second)
-    with pytest.raises(DiskImageError, match="the second step failed"):
-        plan.apply()
-    assert done == ["undo second", "undo first"] and plan.undo == []
-
-
-def test_a_failing_undo_is_reported_with_the_failure():
-    plan = ms.MountPlan("mounted")
-
-    def stuck():
-        raise OSError("it would not go")
-
-    def step():
-        plan.undo.append(("detach /dev/loop9", stuck))
-        raise DiskImageError("mount failed")
-
-    plan.add("step", step)
-    with pytest.raises(DiskImageError, match="mount failed. Rolling back also failed: detach /dev/loop9: it would not"):
-        plan.apply()
+def test_absent_by_path_removes_the_entry_and_the_empty_mount_point(tmp_path, table):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    fstab = tmp_path / "fstab"
+    fstab.write_text("/dev/sdz9 %s ext4 defaults 0 2\n" % mnt)
+    table.append(line(40, 1, "0:99", str(mnt), "tmpfs", "scratch"))
+    gone = ms.plan("absent", None, str(mnt), fstab=str(fstab))
+    assert gone.descriptions() == ["unmount scratch from %s" % mnt,
+                                   "remove the entry for %s from %s" % (mnt, fstab),
+                                   "remove the mount point %s if it is empty" % mnt]
+    assert gone.diff() == {"before": {"mount": "scratch on %s type tmpfs (rw,relatime)" % mnt,
+                                      "fstab": "/dev/sdz9 %s ext4 defaults 0 2" % mnt},
+                           "after": {"mount": None, "fstab": None}}
+    lazy = ms.plan("absent", None, str(mnt), fstab=str(fstab), lazy=True)
+    assert lazy.descriptions()[-1] == "remove the entry for %s from %s" % (mnt, fstab)   # the directory stays
