@@ -9,6 +9,6 @@ make_venv "$ROOT/scripts/requirements-demo.txt"
 collection_path
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 # Tables and trees print as text blocks rather than JSON strings.
-export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml
+export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_PIPELINING=1
 log "running playbooks/demo.yml"
 ansible-playbook -i "$ROOT/playbooks/inventory/localhost.yml" "$ROOT/playbooks/demo.yml" "$@"
