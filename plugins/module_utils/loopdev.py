@@ -365,9 +365,11 @@ class AttachRequest(object):
                                      hint="Create it first (for example with community.general.filesize) or fix the path")
             raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
         if stat.S_ISDIR(info.st_mode):
-            raise DiskImageError("%s is a directory, not an image file" % self.path, errno=errno.EISDIR)
+            raise DiskImageError("%s is a directory, not an image file" % self.path, errno=errno.EISDIR,
+                                 hint="Name the image file itself")
         if not (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
-            raise DiskImageError("%s is neither a regular file nor a block device" % self.path)
+            raise DiskImageError("%s is neither a regular file nor a block device" % self.path,
+                                 hint="Name an image file or a block device")
         if self.sector_size and self.sector_size not in abi.VALID_SECTOR_SIZES:
             raise DiskImageError("sector_size %d is not supported" % self.sector_size,
                                  hint="Use one of 512, 1024, 2048 or 4096")
@@ -379,7 +381,16 @@ class AttachRequest(object):
                 raise DiskImageError(
                     "%s %d is not a multiple of the %d-byte sector size" % (name, value, unit),
                     hint="Use %d or %d" % (value - value % unit, value - value % unit + unit))
-        self.file_size = blockdev.file_size(self.path)
+        try:
+            self.file_size = blockdev.file_size(self.path)
+        except OSError as exc:
+            raise DiskImageError.from_oserror(
+                "cannot open %s to read its size" % self.path, exc,
+                hint="Run as root; a device cgroup or security policy may deny access to it")
+        if self.file_size == 0:
+            raise DiskImageError("%s is empty (0 bytes), so there is nothing to attach" % self.path,
+                                 hint="Give the image its size first (for example with community.general.filesize), "
+                                      "or check the path")
         if self.offset >= self.file_size:
             raise DiskImageError(
                 "offset %d is at or past the end of %s (%d bytes)" % (self.offset, self.path, self.file_size),
@@ -394,7 +405,8 @@ class AttachRequest(object):
         self.expected_size = span - span % unit
         if self.expected_size == 0:
             raise DiskImageError("%s has less than one %d-byte sector after offset %d" % (
-                self.path, unit, self.offset))
+                self.path, unit, self.offset),
+                hint="Use a smaller offset or sector_size, or grow the image first")
         return self
 
     def open_backing(self):

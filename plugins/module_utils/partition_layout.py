@@ -525,7 +525,9 @@ def plan_layout(layout, disk_size, sector_size=512):
     specs = [_parse_spec(raw, i, label, disk_size, sector_size, arch) for i, raw in enumerate(raw_parts)]
     new_id = _ids(layout.get("seed"))
     if disk_size // sector_size < 3:
-        raise LayoutError("a disk of %d bytes is too small for a partition table" % disk_size)
+        raise LayoutError("a disk of %d bytes is too small for a partition table" % disk_size,
+                          hint="Grow the image first (for example with community.general.filesize), "
+                               "or check that src is the right image")
     if label == "dos":
         disk_id = layout.get("disk_id")
         if disk_id is None:

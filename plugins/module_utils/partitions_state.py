@@ -64,11 +64,17 @@ class Source(object):
             raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
         if stat.S_ISDIR(info.st_mode):
             raise DiskImageError("%s is a directory, not an image or a block device" % self.path,
-                                 errno=errno.EISDIR)
+                                 errno=errno.EISDIR, hint="Name the image file or the device itself")
         self.is_block = stat.S_ISBLK(info.st_mode)
         if not (self.is_block or stat.S_ISREG(info.st_mode)):
-            raise DiskImageError("%s is neither an image file nor a block device" % self.path)
-        self.size = blockdev.file_size(self.path)
+            raise DiskImageError("%s is neither an image file nor a block device" % self.path,
+                                 hint="Name an image file or a whole-disk block device")
+        try:
+            self.size = blockdev.file_size(self.path)
+        except OSError as exc:
+            raise DiskImageError.from_oserror(
+                "cannot open %s to read its size" % self.path, exc,
+                hint="Run as root; a device cgroup or security policy may deny access to it")
         self.loop_number = None
         if self.is_block:
             name = sysfs.name_by_devno(os.major(info.st_rdev), os.minor(info.st_rdev))
@@ -273,6 +279,8 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
                 raise DiskImageError(
                     "%s already has a different partition table: %s" % (source.path, "; ".join(problems)),
                     hint="Set force: true to replace it (its partitions must not be in use), or change layout")
+            if table is None and not force:
+                _refuse_if_signature(source)
             _refuse_if_in_use(plan.device, source)
             previous = table
             plan.add("write a %s partition table to %s" % (planned.label, source.path),
@@ -310,13 +318,49 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
 
 
 def _refuse_if_in_use(device, source):
-    if device is None:
-        return
-    name = os.path.basename(device)
-    reasons = blockdev.busy_reasons(name, dev_path=device)
-    if reasons:
-        raise DiskImageError("%s is in use: %s" % (device, "; ".join(reasons)), errno=errno.EBUSY,
-                             hint="Unmount its partitions before replacing the table of %s" % source.path)
+    """Refuse to write a table while anything uses the image: the device the
+    plan works on and every loop device attached to the same file (the image
+    file, or the file behind a loop device given as src) - at any offset,
+    read-only or not, whoever attached it: a partition mounted through an
+    offset attachment, or a filesystem mounted read-only, sits in the bytes
+    the new table moves or overwrites."""
+    devices = [device] if device is not None else []
+    if not source.is_block:
+        devices += [found.device for found in loopdev.find_associated(source.path)]
+    elif source.loop_number is not None:
+        # a loop device as src: the other attachments of the file behind it
+        named = loopdev.status(source.loop_number)
+        if named is not None:
+            devices += [other.device for other in loopdev.list_attached()
+                        if (other.backing_device, other.backing_inode) == (named.backing_device, named.backing_inode)]
+    seen = set()
+    for current in devices:
+        if current in seen:
+            continue
+        seen.add(current)
+        reasons = blockdev.busy_reasons(os.path.basename(current), dev_path=current)
+        if reasons:
+            raise DiskImageError("%s is in use: %s" % (current, "; ".join(reasons)), errno=errno.EBUSY,
+                                 hint="Unmount its partitions, or whatever uses it, before writing a table to %s"
+                                      % source.path)
+
+
+def _refuse_if_signature(source):
+    """Refuse to write a first table over a filesystem (or swap, LUKS...) that
+    fills the image: the table and its GPT entries would overwrite its
+    superblock."""
+    try:
+        found = fsprobe.probe_path(source.path)
+    except DiskImageError:
+        found = None
+    if found:
+        what = found.get("type") or "a signature"
+        if found.get("label"):
+            what += " (label %r)" % found["label"]
+        raise DiskImageError(
+            "%s has no partition table but holds %s from its first byte; writing a table would destroy it" % (
+                source.path, what),
+            hint="Check that src is the right image, or set force: true to write the table over it")
 
 
 def _write_table(plan, source, planned, previous):

@@ -20,7 +20,9 @@ description:
     CRC checks and the backup GPT header as a fallback; a damaged table is a clear error.
   - With O(layout), writes a partition table first when the image has none, 1 MiB aligned;
     more than four partitions on a C(dos) label get an extended partition holding logical
-    ones. An image whose table differs from O(layout) is an error unless O(force) is set.
+    ones. An image whose table differs from O(layout), or that has no table but holds a
+    filesystem from its first byte, is an error unless O(force) is set. No table is written
+    while the image or any loop device attached to it (at any offset) is in use.
   - An image file is attached to a loop device for you, reusing an existing attachment of
     the whole image (also one made by hand). With I(state=absent) the module detaches only
     loop devices it attached itself, and with an image file as O(src) it takes down only
@@ -94,7 +96,8 @@ options:
     choices: [512, 1024, 2048, 4096]
   layout:
     description:
-      - The partition table the image must have. It is written when the image has no table.
+      - The partition table the image must have. It is written when the image has no table
+        (over a filesystem that starts at the first byte only with O(force)).
       - When the image has a table, each partition's start, size and type must match, and
         C(name), C(uuid), C(bootable) and C(attributes) where given.
     type: dict
@@ -135,7 +138,9 @@ options:
         elements: dict
         required: true
   force:
-    description: With O(layout), replace a different table. Its partitions must not be in use.
+    description:
+      - With O(layout), replace a different table, or write one over a filesystem that fills an
+        image without a table. Its partitions must not be in use.
     type: bool
     default: false
 notes:

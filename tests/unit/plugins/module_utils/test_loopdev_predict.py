@@ -181,3 +181,33 @@ def test_lookup_of_a_directory_is_refused(tmp_path):
 def test_lookup_of_a_character_device_is_refused():
     with pytest.raises(DiskImageError, match="/dev/null is neither a regular file nor a block device"):
         loopdev.check_lookup_file("/dev/null")
+
+
+# --- AttachRequest.validate: every refusal names the fix ------------------------------
+
+def test_attach_request_of_an_empty_file_says_so(tmp_path):
+    empty = tmp_path / "empty.img"
+    empty.write_bytes(b"")
+    with pytest.raises(DiskImageError, match="is empty \\(0 bytes\\), so there is nothing to attach") as info:
+        loopdev.AttachRequest(str(empty)).validate()
+    assert "Give the image its size first" in str(info.value)
+
+
+def test_attach_request_of_a_directory_names_the_fix(tmp_path):
+    with pytest.raises(DiskImageError, match="is a directory, not an image file. Name the image file itself"):
+        loopdev.AttachRequest(str(tmp_path)).validate()
+
+
+def test_attach_request_of_less_than_a_sector_names_the_fix(tmp_path):
+    tiny = tmp_path / "tiny.img"
+    tiny.write_bytes(b"\0" * 100)
+    with pytest.raises(DiskImageError, match="less than one 512-byte sector.*grow the image first"):
+        loopdev.AttachRequest(str(tiny)).validate()
+
+
+def test_attach_request_of_a_file_whose_size_cannot_be_read(monkeypatch, image):
+    def denied(path):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), path)
+    monkeypatch.setattr(loopdev.blockdev, "file_size", denied)
+    with pytest.raises(DiskImageError, match="cannot open .* to read its size: Operation not permitted \\(EPERM\\)"):
+        loopdev.AttachRequest(image).validate()

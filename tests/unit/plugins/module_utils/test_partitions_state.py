@@ -223,3 +223,74 @@ def test_absent_refuses_when_a_partition_of_its_own_attachment_is_in_use(fake_sy
     busy.add("loop7p1")
     with pytest.raises(DiskImageError, match="partitions of /dev/loop7 are in use"):
         partitions_state.plan_absent(image)
+
+
+# --- state: present, writing a first table: never over a filesystem or a mount ------
+
+@pytest.fixture
+def blank(monkeypatch, tmp_path):
+    """A blank image file nothing is attached to, on a host without device-mapper."""
+    image = tmp_path / "blank.img"
+    with open(str(image), "wb") as handle:
+        handle.truncate(64 * MiB)
+    attached = []
+    busy = {}
+    monkeypatch.setattr(partitions_state, "dm_available", lambda: False)
+    monkeypatch.setattr(partitions_state.loopdev, "find_associated",
+                        lambda path, offset=None: [s for s in attached if offset is None or s.offset == offset])
+    monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
+                        lambda name, dev_path=None: busy.get(name, []))
+    return str(image), attached, busy
+
+
+def _filesystem(monkeypatch, found):
+    monkeypatch.setattr(partitions_state.fsprobe, "probe_path", lambda path, *a, **k: found)
+
+
+def test_first_table_on_a_blank_image_is_planned(blank, monkeypatch):
+    image, _attached, _busy = blank
+    _filesystem(monkeypatch, None)
+    plan = partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{}]})
+    assert plan.descriptions()[0] == "write a gpt partition table to %s" % image
+
+
+def test_first_table_over_a_filesystem_needs_force(blank, monkeypatch):
+    image, _attached, _busy = blank
+    _filesystem(monkeypatch, {"type": "ext4", "usage": "filesystem", "label": "data"})
+    with pytest.raises(DiskImageError) as info:
+        partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{}]})
+    assert "has no partition table but holds ext4 (label 'data') from its first byte" in str(info.value)
+    assert "set force: true to write the table over it" in str(info.value)
+    plan = partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{}]}, force=True)
+    assert plan.descriptions()[0].startswith("write a gpt partition table")
+
+
+class _Attachment(object):
+    def __init__(self, number, offset=0, read_only=False):
+        self.number = number
+        self.name = "loop%d" % number
+        self.device = "/dev/loop%d" % number
+        self.offset = offset
+        self.sizelimit = 0 if not offset else MiB
+        self.read_only = read_only
+
+
+@pytest.mark.parametrize("attachment", [_Attachment(5, offset=17 * MiB), _Attachment(5, read_only=True)],
+                         ids=["a partition mounted at its offset", "mounted read-only"])
+def test_no_table_while_another_attachment_of_the_image_is_in_use(blank, monkeypatch, attachment):
+    image, attached, busy = blank
+    _filesystem(monkeypatch, None)
+    attached.append(attachment)
+    busy["loop5"] = ["mounted at /srv/p2"]
+    with pytest.raises(DiskImageError, match="/dev/loop5 is in use: mounted at /srv/p2. Unmount"):
+        partitions_state.plan_present(image, layout={"label": "gpt", "partitions": [{}]}, force=True)
+
+
+def test_size_that_cannot_be_read_is_a_clear_error(blank, monkeypatch):
+    image, _attached, _busy = blank
+
+    def denied(path):
+        raise OSError(1, "Operation not permitted", path)
+    monkeypatch.setattr(partitions_state.blockdev, "file_size", denied)
+    with pytest.raises(DiskImageError, match="cannot open .* to read its size: Operation not permitted.*Run as root"):
+        partitions_state.plan_present(image)
