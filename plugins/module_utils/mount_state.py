@@ -70,6 +70,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils.mount_teardown impo
     plan_teardown_path,
     plan_unmount,
     plan_unmount_path,
+    refuse_root_path,
     refuse_system_path,
 )
 
@@ -107,6 +108,7 @@ def plan_mounted(src, path, selector=None, fstype=None, opts=None, read_only=Fal
     """Plan: ``path`` holds the selected filesystem of ``src`` with ``opts``."""
     plan = MountPlan("mounted")
     _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks)
+    refuse_root_path(plan.target.path, "mount over")
     table = mountinfo.read_mountinfo()
     current = mountinfo.top_mount_at(plan.target.path, table) if plan.target.exists else None
     plan.mount_before = describe_mount(current) if current is not None else None
@@ -129,6 +131,7 @@ def plan_present(src, path, selector=None, fstype=None, opts=None, read_only=Fal
     by itself, and the mount point it needs. Nothing is mounted."""
     plan = MountPlan("present")
     _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks)
+    refuse_root_path(plan.target.path, "add an fstab entry for")
     table = mountinfo.read_mountinfo()
     current = mountinfo.top_mount_at(plan.target.path, table) if plan.target.exists else None
     plan.mount_before = plan.mount_after = describe_mount(current) if current is not None else None
@@ -157,6 +160,7 @@ def plan_unmounted(src, path, selector=None, lazy=False, follow_symlinks=False, 
         unmounting = plan_unmount_path(plan, lazy, table, fstype)
         plan_teardown_path(plan, table, unmounting, lazy)
         return plan
+    refuse_root_path(plan.target.path)
     plan.source = missing_source(plan, src, table)
     if plan.source is None:
         return plan
@@ -185,6 +189,7 @@ def plan_absent(src, path, selector=None, lazy=False, follow_symlinks=False, fst
         if not lazy:
             plan_rmdir(plan, unmounting)
         return plan
+    refuse_root_path(plan.target.path)
     plan.source = missing_source(plan, src, table)
     if plan.source is None:
         plan_fstab_absent(plan, fstab, os.path.abspath(src), None)
