@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every molecule scenario under extensions/molecule in Docker containers, then
 # checks that no loop device on the host is still backed by a scenario's files.
-# Usage: scripts/molecule.sh [SCENARIO...]   (default: all scenarios)
+# Usage: [MOLECULE_JOBS=N] scripts/molecule.sh [SCENARIO...]   (default: all scenarios,
+# one per CPU at a time)
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
 
@@ -16,6 +17,7 @@ make_venv "$ROOT/scripts/requirements.txt"
 collection_path
 docker_up
 docker_image
+docker_privileged_probe
 
 # molecule finds the collection (galaxy.yml) and its scenarios from the working directory.
 cd "$ROOT"
@@ -38,16 +40,54 @@ else
   fi
 fi
 
+# Scenarios run side by side, MOLECULE_JOBS at a time (default: one per CPU): a
+# scenario spends much of its time waiting for round trips to its containers, so two at
+# a time take little more than half as long on two cores. Each scenario has its own
+# containers, files and molecule directory; the loop devices they share are allocated
+# under the kernel's and the modules' rules. With more than one job, a scenario's
+# output goes to .cache/molecule-<scenario>.log and is shown when it ends;
+# MOLECULE_JOBS=1 runs one after the other, output as it comes.
+jobs=${MOLECULE_JOBS:-$(nproc)}
+case $jobs in '' | *[!0-9]* | 0) echo "MOLECULE_JOBS must be a positive number" >&2; exit 1 ;; esac
+
 started=$SECONDS
-passed=() failed=()
-for scenario in "${scenarios[@]}"; do
-  log "molecule test --scenario-name $scenario"
-  if molecule test --scenario-name "$scenario"; then
-    passed+=("$scenario")
-  else
-    failed+=("$scenario")
+passed=() failed=() durations=()
+declare -A running=() begun=()
+
+# finish SCENARIO STATUS: record a scenario that ended (and show its log).
+finish() {
+  if [ "$jobs" -gt 1 ]; then
+    log "molecule test --scenario-name $1 (exit status $2):"
+    cat "$CACHE/molecule-$1.log"
   fi
+  if [ "$2" -eq 0 ]; then passed+=("$1"); else failed+=("$1"); fi
+  durations+=("$1 $((SECONDS - ${begun[$1]}))s")
+}
+
+# reap: wait for one of the running scenarios to end, and record it.
+reap() {
+  local pid status=0
+  wait -n -p pid "${!running[@]}" || status=$?
+  finish "${running[$pid]}" "$status"
+  unset "running[$pid]"
+}
+
+for scenario in "${scenarios[@]}"; do
+  if [ "$jobs" -eq 1 ]; then
+    begun[$scenario]=$SECONDS
+    log "molecule test --scenario-name $scenario"
+    status=0
+    molecule test --scenario-name "$scenario" || status=$?
+    finish "$scenario" "$status"
+    continue
+  fi
+  while [ ${#running[@]} -ge "$jobs" ]; do reap; done
+  begun[$scenario]=$SECONDS
+  log "started molecule test --scenario-name $scenario"
+  molecule test --scenario-name "$scenario" >"$CACHE/molecule-$scenario.log" 2>&1 &
+  running[$!]=$scenario
 done
+while [ ${#running[@]} -gt 0 ]; do reap; done
 
 # The containers are gone now. Their files are named by the same path on the host
 # (see extensions/molecule/resources/vars/names.yml), so a device still backed by one leaked.
@@ -61,5 +101,6 @@ fi
 summary="molecule: ${#passed[@]} passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ] || summary+=" (${failed[*]})"
 [ -z "$leaked" ] || summary+=", loop devices leaked"
-echo "$summary in $((SECONDS - started))s"
+times=$(printf '%s, ' "${durations[@]}")
+echo "$summary in $((SECONDS - started))s (${times%, })"
 [ ${#failed[@]} -eq 0 ] && [ -z "$leaked" ]

@@ -5,8 +5,9 @@
 
 # Packages of the base image. python3 runs Ansible's modules; util-linux (losetup) and
 # mount are the oracles the scenarios check the modules against; e2fsprogs and fdisk let
-# scenarios put filesystems and partition tables into images.
-MOLECULE_IMAGE_PACKAGES=(python3 util-linux mount e2fsprogs fdisk)
+# scenarios put filesystems and partition tables into images; dosfstools makes the vfat
+# ESP of the customize scenario on hosts whose kernel can mount vfat.
+MOLECULE_IMAGE_PACKAGES=(python3 util-linux mount e2fsprogs fdisk dosfstools)
 MOLECULE_IMAGE_SUITE=bookworm
 MOLECULE_IMAGE_REPO=diskimage-loop-molecule-base
 # How long dockerd may take to answer after it was started.
@@ -117,4 +118,23 @@ docker_image() {
     return 1
   fi
   rm -f "$rootfs"
+}
+
+# docker_privileged_probe: whether this host lets a container run with --privileged
+# (see extensions/molecule/resources/create.yml), asked once here rather than by every
+# scenario's create step; exported as DISKIMAGE_LOOP_MOLECULE_PRIVILEGED, unless that is
+# set already (true or false to force one).
+docker_privileged_probe() {
+  [ -z "${DISKIMAGE_LOOP_MOLECULE_PRIVILEGED:-}" ] || return 0
+  local name="$MOLECULE_IMAGE_REPO-probe-$$"
+  if docker run --name "$name" --privileged --network none "$DISKIMAGE_LOOP_MOLECULE_IMAGE" true >/dev/null 2>&1; then
+    DISKIMAGE_LOOP_MOLECULE_PRIVILEGED=true
+  else
+    DISKIMAGE_LOOP_MOLECULE_PRIVILEGED=false
+  fi
+  # A container that could not start is left created: remove it either way.
+  docker rm --force "$name" >/dev/null 2>&1 || true
+  export DISKIMAGE_LOOP_MOLECULE_PRIVILEGED
+  log "containers run $([ "$DISKIMAGE_LOOP_MOLECULE_PRIVILEGED" = true ] && echo with --privileged ||
+    echo 'with a capability set and device cgroup rules: --privileged fails on this host')"
 }
