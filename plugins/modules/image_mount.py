@@ -56,6 +56,8 @@ options:
       - The mount point. It is created (mode 0755) when it is missing.
       - A path that is a file is refused. A path that goes through a symlink is refused unless
         O(follow_symlinks=true), so a mount never lands somewhere other than where the task says.
+      - C(/), C(/usr) and anything in C(/dev), C(/proc) or C(/sys) are refused in every state, even
+        when O(src) names the device mounted there; the running system needs them.
     type: path
     required: true
     aliases: [name, mount_point]
