@@ -234,7 +234,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loop_state
+from ansible_collections.diskimage.loop.plugins.module_utils import locks, loop_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import parse_size
 
@@ -260,24 +260,29 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    held = locks.Locks(check_mode=module.check_mode)
     try:
         offset = parse_size(params["offset"], "offset") if params["offset"] is not None else None
         sizelimit = parse_size(params["sizelimit"], "sizelimit") if params["sizelimit"] is not None else 0
-        if params["state"] == "present":
-            plan = loop_state.plan_present(
-                params["file"], device=params["device"], offset=offset or 0, sizelimit=sizelimit,
-                read_only=params["read_only"], partscan=params["partscan"], direct_io=params["direct_io"],
-                sector_size=params["sector_size"], autoclear=params["autoclear"], resize=params["resize"])
-        else:
-            plan = loop_state.plan_absent(params["file"], device=params["device"], offset=offset,
-                                          force=params["force"])
-        if not module.check_mode:
-            plan.apply()
+        # Plan and apply under the image's lock, the one image_partitions takes
+        # too (locks.py gives the order): a racing run finds this one's device.
+        with held:
+            held.take(locks.image_keys(params["file"] or params["device"]))
+            if params["state"] == "present":
+                plan = loop_state.plan_present(
+                    params["file"], device=params["device"], offset=offset or 0, sizelimit=sizelimit,
+                    read_only=params["read_only"], partscan=params["partscan"], direct_io=params["direct_io"],
+                    sector_size=params["sector_size"], autoclear=params["autoclear"], resize=params["resize"])
+            else:
+                plan = loop_state.plan_absent(params["file"], device=params["device"], offset=offset,
+                                              force=params["force"])
+            if not module.check_mode:
+                plan.apply()
     except DiskImageError as exc:
         module.fail_json(**exc.to_result())
 
     result = dict(changed=plan.changed, actions=plan.descriptions())
-    for warning in plan.warnings:
+    for warning in held.warnings + plan.warnings:
         module.warn(warning)
     if params["state"] == "present":
         after = plan.after[0] if plan.after else {}
