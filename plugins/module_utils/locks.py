@@ -244,11 +244,12 @@ class Locks(object):
         in the window (no file) or the wait ran out."""
         path = self._path(key)
         if not self.check_mode:
-            try:
-                os.makedirs(self.lock_dir, 0o700)
-            except OSError as exc:
-                if exc.errno != errno.EEXIST:
-                    raise DiskImageError.from_oserror("cannot create the lock directory %s" % self.lock_dir, exc)
+            for directory in (os.path.dirname(self.lock_dir), self.lock_dir):
+                try:
+                    os.mkdir(directory, 0o700)
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise DiskImageError.from_oserror("cannot create the lock directory %s" % directory, exc)
         deadline = time.monotonic() + self.wait
         mode = fcntl.LOCK_SH if (key.shared or self.check_mode) else fcntl.LOCK_EX
         while True:
@@ -263,11 +264,11 @@ class Locks(object):
                 os.close(fd)
                 if self.check_mode:
                     self.warnings.append(
-                        "another run is changing %s%s; this check reports the state as it was after %d s" % (
+                        "another run is changing %s%s; this check reports the state as it was after %g s" % (
                             key.describe(), holders, self.wait))
                     return None
                 raise DiskImageError(
-                    "timed out after %d s waiting for %s, which another run holds%s" % (
+                    "timed out after %g s waiting for %s, which another run holds%s" % (
                         self.wait, key.describe(), holders), errno=errno.EWOULDBLOCK,
                     hint="Let that run finish (or stop it), then run the task again")
             if _is_current(fd, path):

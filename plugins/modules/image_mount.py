@@ -146,6 +146,18 @@ notes:
   - The module never creates device-mapper maps or kernel partition devices; it reuses them when
     they exist (for example made by M(diskimage.loop.image_partitions) or C(kpartx -a)) and leaves
     them as they are.
+  - Concurrent runs converge. A run plans and acts while it holds locks on the mount path, the
+    fstab file it edits, and the image (by the identity of its backing file, not its name) and
+    the bytes it mounts, so that of two runs of the same task started at once the second waits,
+    finds the first one's mount and reports C(changed=false), and a mounted and an unmounted
+    run on one path leave one consistent state. Different paths, images, and partitions of one
+    image at different paths proceed side by side. The locks are C(flock) locks on small files
+    under C(/run/diskimage-loop/locks), removed again when the last run lets go; the kernel
+    releases them when a run dies, however it dies. They coordinate runs that share C(/run)
+    (one host, or one container).
+  - In check mode the module creates no lock file; it waits up to 10 seconds for a run that is
+    changing the same path or image, and then reports with a warning. A real run waits up to
+    10 minutes and then fails, naming the process that holds the lock.
 seealso:
   - module: diskimage.loop.image_partitions
   - module: diskimage.loop.loop_device

@@ -147,6 +147,13 @@ notes:
   - Needs root. The C(dm) backend needs the C(dm_mod) kernel module.
   - In containers whose C(/dev) is a snapshot, device nodes for new loop devices, partitions
     and maps are created from the numbers in sysfs; udev is not required.
+  - Runs on one image take turns - the same lock on the image (by the identity of its backing
+    file, also when O(src) is a loop device of it) that M(diskimage.loop.loop_device) and
+    M(diskimage.loop.image_mount) take - so two runs started at once attach the image once and
+    expose one set of partition devices, and the second reports C(changed=false). The lock is a
+    C(flock) on a file under C(/run/diskimage-loop/locks) that the kernel releases when a run
+    dies; check mode creates no lock file and waits at most 10 seconds for it. See
+    M(diskimage.loop.image_mount) for the details.
 seealso:
   - module: diskimage.loop.loop_device
   - name: kpartx(8)

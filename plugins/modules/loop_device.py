@@ -119,6 +119,12 @@ notes:
   - Needs root (C(CAP_SYS_ADMIN)) and the C(loop) kernel module.
   - Concurrent runs on one host are safe; allocation is locked and retried the way
     C(losetup) and systemd do.
+  - Runs on one image take turns - the same lock on the image (by the identity of its backing
+    file) that M(diskimage.loop.image_partitions) and M(diskimage.loop.image_mount) take - so
+    two runs of the same task started at once attach one device, and the second reports
+    C(changed=false). The lock is a C(flock) on a file under C(/run/diskimage-loop/locks) that
+    the kernel releases when a run dies; check mode creates no lock file and waits at most
+    10 seconds for it. See M(diskimage.loop.image_mount) for the details.
 seealso:
   - module: diskimage.loop.loop_device_info
   - name: losetup(8)

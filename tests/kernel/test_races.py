@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils import loop_state, partitions_state
 
 from .conftest import MiB, losetup_json, release_under
 from .test_image_mount import ensure_unmounted, make_fs, partitioned
@@ -32,84 +32,100 @@ MODULES = "ansible_collections.diskimage.loop.plugins.modules."
 COLLECTIONS_ROOT = [path for path in sys.path
                     if os.path.isdir(os.path.join(path, "ansible_collections", "diskimage", "loop"))][0]
 
-# argv: module, args file, start-line file. With RACE_HOLD set, the run
-# announces (by creating that file) that it is about to apply its plan, and
-# then never does: it holds whatever it holds until it is killed.
+# argv: module, args file, race directory, index, rounds. The run waits for
+# the file start<N> of each round, runs the module's main (its JSON goes to
+# out<N>-<index>, its exit code to rc<N>-<index>). With RACE_HOLD set, the
+# run announces (by creating that file) that it is about to apply its plan,
+# and then never does: it holds whatever it holds until it is killed.
 DRIVER = r"""
 import os, runpy, sys, time
-import ansible.module_utils.basic
+import ansible.module_utils.basic as basic
 from ansible_collections.diskimage.loop.plugins.module_utils import (
     loop_state, mount_plan, mount_state, partitions_state)
-module, args, start = sys.argv[1:4]
+module, args, here, index, rounds = sys.argv[1:6]
 hold = os.environ.get("RACE_HOLD")
 if hold:
     def apply(self):
         open(hold, "w").close()
         time.sleep(3600)
     mount_plan.MountPlan.apply = apply
-while not os.path.exists(start):
-    time.sleep(0.001)
-sys.argv = [module, args]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
+for n in range(int(rounds)):
+    while not os.path.exists(os.path.join(here, "start%d" % n)):
+        time.sleep(0.002)
+    rc = 0
+    basic._ANSIBLE_ARGS = None
+    sys.argv = [module, args]
+    with open(os.path.join(here, "out%d-%s" % (n, index)), "w") as out:
+        sys.stdout = out
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            rc = exc.code or 0
+        finally:
+            sys.stdout = sys.__stdout__
+    done = os.path.join(here, "rc%d-%s" % (n, index))
+    with open(done + ".tmp", "w") as handle:
+        handle.write(str(rc))
+    os.rename(done + ".tmp", done)
 """
 
 
 class Race(object):
-    """Module runs in processes of their own, released together."""
+    """Module runs, each in a process of its own, released together round by
+    round: ``runs`` is [(module, args)], ``env`` extra environment."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, runs, rounds=ROUNDS, env=None):
         self.dir = tempfile.mkdtemp(dir=str(workdir), prefix="race.")
-        self.start = os.path.join(self.dir, "start")
         self.procs = []
-
-    def add(self, name, env=None, **args):
-        params = dict((key, value) for key, value in args.items() if value is not None)
-        params.update(_ansible_check_mode=False, _ansible_diff=True)
-        path = os.path.join(self.dir, "args%d.json" % len(self.procs))
-        with open(path, "w") as handle:
-            json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
         environ = dict(os.environ, PYTHONPATH=COLLECTIONS_ROOT, **(env or {}))
-        proc = subprocess.Popen([sys.executable, "-c", DRIVER, MODULES + name, path, self.start],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                env=environ)
-        self.procs.append(proc)
-        return proc
+        for index, (name, args) in enumerate(runs):
+            params = dict((key, value) for key, value in args.items() if value is not None)
+            params.update(_ansible_check_mode=False, _ansible_diff=True)
+            path = os.path.join(self.dir, "args%d.json" % index)
+            with open(path, "w") as handle:
+                json.dump({"ANSIBLE_MODULE_ARGS": params}, handle)
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-c", DRIVER, MODULES + name, path, self.dir, str(index), str(rounds)],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=environ))
 
-    def go(self):
-        open(self.start, "w").close()
+    def __enter__(self):
+        return self
 
-    def results(self, timeout=120):
-        """Every run's JSON result, with ``rc``; in the order they were added."""
-        out = []
+    def __exit__(self, *exc):
+        self.kill()
+
+    def go(self, n):
+        open(os.path.join(self.dir, "start%d" % n), "w").close()
+
+    def round(self, n, timeout=120):
+        """Start round ``n``; every run's JSON result with ``rc``, in order."""
+        self.go(n)
         deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            stdout, stderr = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+        results = []
+        for index, proc in enumerate(self.procs):
+            done = os.path.join(self.dir, "rc%d-%d" % (n, index))
+            while not os.path.exists(done):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    raise AssertionError("run %d of round %d ended without a result: %s" % (
+                        index, n, proc.communicate()))
+                time.sleep(0.01)
+            with open(os.path.join(self.dir, "out%d-%d" % (n, index))) as handle:
+                stdout = handle.read()
             try:
                 result = json.loads(stdout)
             except ValueError:
-                result = {"failed": True, "msg": "no JSON: %s %s" % (stdout, stderr)}
-            result["rc"] = proc.returncode
-            out.append(result)
-        return out
+                result = {"failed": True, "msg": "no JSON: %s" % stdout}
+            with open(done) as handle:
+                result["rc"] = int(handle.read())
+            results.append(result)
+        return results
 
     def kill(self):
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
-                proc.wait()
-
-
-def run_together(workdir, runs):
-    """Start ``runs`` ([(module, args)]) at once; their results."""
-    race = Race(workdir)
-    try:
-        for name, args in runs:
-            race.add(name, **args)
-        time.sleep(0.05)
-        race.go()
-        return race.results()
-    finally:
-        race.kill()
+            proc.communicate()
 
 
 def mounts_at(path):
@@ -171,96 +187,121 @@ def take_down(image, paths):
 
 def test_the_same_mount_eight_times_mounts_once(workdir, disk):
     mnt = workdir / "mnt"
-    for _round in range(ROUNDS):
-        try:
-            results = run_together(workdir, [mount_args(disk, mnt)] * RUNS)
-            assert not failures(results)
-            assert mounts_at(mnt) == [(mounts_at(mnt)[0][0], "ext4")], mounts_at(mnt)
-            assert len(loops_of(disk)) == 1, loops_of(disk)
-            assert sum(r["changed"] for r in results) == 1, [r["actions"] for r in results]
-            with open(str(mnt / "which")) as handle:
-                assert handle.read() == "p1\n"
-        finally:
-            take_down(disk, [(mnt, 1)])
-        assert not mounts_at(mnt) and not loops_of(disk)
+    with Race(workdir, [mount_args(disk, mnt)] * RUNS) as race:
+        for n in range(ROUNDS):
+            try:
+                results = race.round(n)
+                assert not failures(results)
+                stack = mounts_at(mnt)
+                assert len(stack) == 1 and stack[0][1] == "ext4", stack
+                assert len(loops_of(disk)) == 1, loops_of(disk)
+                assert sum(r["changed"] for r in results) == 1, [r["actions"] for r in results]
+                with open(str(mnt / "which")) as handle:
+                    assert handle.read() == "p1\n"
+            finally:
+                take_down(disk, [(mnt, 1)])
+            assert not mounts_at(mnt) and not loops_of(disk)
 
 
 def test_the_same_image_partitions_eight_times_attach_once(workdir, disk):
-    for _round in range(ROUNDS):
-        try:
-            results = run_together(workdir, [("image_partitions", {"src": disk})] * RUNS)
-            assert not failures(results)
-            loops = loops_of(disk)
-            assert len(loops) == 1, loops
-            device = "/dev/" + os.path.basename(list(loops)[0])
-            assert set(r["device"] for r in results) == set([device])
-            assert partitions_of(device) == ["%sp%d" % (os.path.basename(device), n) for n in range(1, 5)]
-            assert sum(r["changed"] for r in results) == 1
-        finally:
+    with Race(workdir, [("image_partitions", {"src": disk})] * RUNS) as race:
+        for n in range(ROUNDS):
             try:
-                partitions_state.plan_absent(disk).apply()
+                results = race.round(n)
+                assert not failures(results)
+                loops = loops_of(disk)
+                assert len(loops) == 1, loops
+                device = list(loops)[0]
+                assert set(r["device"] for r in results) == set([device])
+                name = os.path.basename(device)
+                assert partitions_of(device) == ["%sp%d" % (name, number) for number in range(1, 5)]
+                assert sum(r["changed"] for r in results) == 1
             finally:
-                release_under(str(workdir))
-        assert not loops_of(disk)
+                try:
+                    partitions_state.plan_absent(disk).apply()
+                finally:
+                    release_under(str(workdir))
+            assert not loops_of(disk)
+
+
+def test_loop_device_with_partscan_and_image_partitions_share_one_attachment(workdir, disk):
+    runs = [("loop_device", {"file": disk, "partscan": True}), ("image_partitions", {"src": disk})] * (RUNS // 2)
+    with Race(workdir, runs) as race:
+        for n in range(ROUNDS):
+            try:
+                results = race.round(n)
+                assert not failures(results)
+                loops = loops_of(disk)
+                assert len(loops) == 1, loops
+                device = list(loops)[0]
+                assert set(r["device"] for r in results) == set([device])
+                name = os.path.basename(device)
+                assert partitions_of(device) == ["%sp%d" % (name, number) for number in range(1, 5)]
+            finally:
+                try:
+                    loop_state.plan_absent(disk).apply()
+                finally:
+                    release_under(str(workdir))
+            assert not loops_of(disk)
 
 
 def test_mounted_and_unmounted_racing_on_one_path(workdir, disk):
     mnt = workdir / "mnt"
-    for _round in range(ROUNDS):
-        try:
-            runs = [mount_args(disk, mnt, state=state) for state in ("mounted", "unmounted") * (RUNS // 2)]
-            results = run_together(workdir, runs)
-            assert not failures(results)
-            stack = mounts_at(mnt)
-            # Either way one consistent state: mounted once over one loop device, or neither.
-            assert len(stack) <= 1, stack
-            deadline = time.monotonic() + 5
-            while not stack and loops_of(disk) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert len(loops_of(disk)) == len(stack), (stack, loops_of(disk))
-        finally:
-            take_down(disk, [(mnt, 1)])
-        assert not mounts_at(mnt) and not loops_of(disk)
+    runs = [mount_args(disk, mnt, state=state) for state in ("mounted", "unmounted") * (RUNS // 2)]
+    with Race(workdir, runs) as race:
+        for n in range(ROUNDS):
+            try:
+                results = race.round(n)
+                assert not failures(results)
+                stack = mounts_at(mnt)
+                # Either way one consistent state: mounted once over one loop device, or neither.
+                assert len(stack) <= 1, stack
+                deadline = time.monotonic() + 5
+                while not stack and loops_of(disk) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert len(loops_of(disk)) == len(stack), (stack, loops_of(disk))
+            finally:
+                take_down(disk, [(mnt, 1)])
+            assert not mounts_at(mnt) and not loops_of(disk)
 
 
 def test_different_partitions_at_different_paths_all_mount(workdir, disk):
     paths = [(workdir / ("p%d" % number), number) for number in range(1, 5)]
-    for _round in range(ROUNDS):
-        try:
-            results = run_together(workdir, [mount_args(disk, path, number) for path, number in paths * 2])
-            assert not failures(results)
-            for path, number in paths:
-                assert len(mounts_at(path)) == 1, (path, mounts_at(path))
-                with open(str(path / "which")) as handle:
-                    assert handle.read() == "p%d\n" % number
-            assert sorted(loops_of(disk).values()) == sorted(r["partition"]["start"] for r in results[:4])
-            assert sum(r["changed"] for r in results) == 4
-        finally:
-            take_down(disk, paths)
-        assert not loops_of(disk)
+    with Race(workdir, [mount_args(disk, path, number) for path, number in paths * 2]) as race:
+        for n in range(ROUNDS):
+            try:
+                results = race.round(n)
+                assert not failures(results)
+                for path, number in paths:
+                    assert len(mounts_at(path)) == 1, (path, mounts_at(path))
+                    with open(str(path / "which")) as handle:
+                        assert handle.read() == "p%d\n" % number
+                assert sorted(loops_of(disk).values()) == sorted(r["partition"]["start"] for r in results[:4])
+                assert sum(r["changed"] for r in results) == 4
+            finally:
+                take_down(disk, paths)
+            assert not loops_of(disk)
 
 
 def test_a_run_killed_while_holding_its_locks_lets_the_next_proceed(workdir, disk):
     mnt = workdir / "mnt"
     holding = os.path.join(str(workdir), "holding")
-    race = Race(workdir)
     try:
-        holder = race.add("image_mount", env={"RACE_HOLD": holding}, src=disk, path=str(mnt), partition=1)
-        race.go()
-        deadline = time.monotonic() + 60
-        while not os.path.exists(holding):
-            assert holder.poll() is None and time.monotonic() < deadline, holder.communicate()
-            time.sleep(0.01)
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait()
-        assert holder.returncode == -signal.SIGKILL
-        started = time.monotonic()
-        results = run_together(workdir, [mount_args(disk, mnt)] * RUNS)
-        assert time.monotonic() - started < 60
+        with Race(workdir, [mount_args(disk, mnt)], rounds=1, env={"RACE_HOLD": holding}) as holder:
+            holder.go(0)
+            deadline = time.monotonic() + 60
+            while not os.path.exists(holding):
+                assert holder.procs[0].poll() is None and time.monotonic() < deadline
+                time.sleep(0.01)
+            os.kill(holder.procs[0].pid, signal.SIGKILL)
+            assert holder.procs[0].wait() == -signal.SIGKILL
+        with Race(workdir, [mount_args(disk, mnt)] * RUNS, rounds=1) as race:
+            started = time.monotonic()
+            results = race.round(0)
+            assert time.monotonic() - started < 60
         assert not failures(results)
         assert len(mounts_at(mnt)) == 1 and len(loops_of(disk)) == 1
         assert sum(r["changed"] for r in results) == 1
     finally:
-        race.kill()
         take_down(disk, [(mnt, 1)])
     assert not mounts_at(mnt) and not loops_of(disk)
