@@ -63,7 +63,7 @@ import random
 import stat
 import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mountinfo, ownership
+from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, mountinfo, ownership
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.mount_extent import extent_of, mount_devno
 from ansible_collections.diskimage.loop.plugins.module_utils.mount_fstab import DEFAULT_FSTAB
@@ -171,6 +171,16 @@ def mount_plan_keys(plan):
 def image_keys(path):
     """What image_partitions and loop_device lock: the image, exclusively."""
     return [image_key(path)]
+
+
+def loop_device_keys(path, device):
+    """What loop_device locks: the image of ``path``, or the one behind ``device``."""
+    if path or not device:
+        return image_keys(path)
+    try:
+        return image_keys(loopdev.device_path(loopdev.parse_device(device)))
+    except DiskImageError:
+        return []  # not a loop device name: planning says so
 
 
 # --- taking and releasing ------------------------------------------------------

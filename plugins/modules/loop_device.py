@@ -273,7 +273,7 @@ def main():
         # Plan and apply under the image's lock, the one image_partitions takes
         # too (locks.py gives the order): a racing run finds this one's device.
         with held:
-            held.take(locks.image_keys(params["file"] or params["device"]))
+            held.take(locks.loop_device_keys(params["file"], params["device"]))
             if params["state"] == "present":
                 plan = loop_state.plan_present(
                     params["file"], device=params["device"], offset=offset or 0, sizelimit=sizelimit,

@@ -173,3 +173,11 @@ def test_mount_keys_before_planning(tmp_path):
     assert [(k.rank, k.shared) for k in keys] == [(locks.PATH, False), (locks.FSTAB, False), (locks.IMAGE, True)]
     assert keys[1].name == "/etc/fstab"
     assert [k for k in locks.mount_keys("mounted", None, str(tmp_path / "mnt")) if k][0].rank == locks.PATH
+
+
+def test_loop_device_keys(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 512)
+    assert locks.loop_device_keys(str(image), None)[0].name == locks.image_key(str(image)).name
+    assert locks.loop_device_keys(None, "not-a-loop") == []
+    assert locks.loop_device_keys(None, None) == [None]
