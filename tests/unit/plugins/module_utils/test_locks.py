@@ -62,8 +62,8 @@ def test_locks_are_taken_in_order_and_their_files_removed(lock_dir):
         # A lock after all held ones is added; one before them means taking all again in order.
         assert held.take([key(locks.EXTENT, "b@0")])
         assert held.take([key(locks.PATH, "/mnt/m")])
-        assert [k.order for k, _fd in held.held] == [(1, "/mnt/a"), (1, "/mnt/m"), (1, "/mnt/z"), (3, "b"),
-                                                      (4, "b@0")]
+        orders = [k.order for k, _fd in held.held]
+        assert orders == [(1, "/mnt/a"), (1, "/mnt/m"), (1, "/mnt/z"), (3, "b"), (4, "b@0")]
     assert lock_files(lock_dir) == []
 
 
