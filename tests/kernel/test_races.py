@@ -8,9 +8,10 @@ start line so that the eight really plan at the same moment. The mount table
 (/proc/self/mountinfo) and ``losetup --json`` are the oracles afterwards.
 Rounds repeat, because one round of a race proves little. Before the modules
 took locks, one round failed this often (12 rounds each, on 2 loaded cores):
-the same mount 7, the same image's partitions 5, mounted against unmounted
-10, different partitions at different paths 11 - with ROUNDS rounds a test
-catches such a race almost always. RACE_ROUNDS overrides ROUNDS.
+the same mount 7, the same image's partitions 5, loop_device against
+image_partitions 4, mounted against unmounted 10, different partitions at
+different paths 11, eight runs after a killed one 9 - with ROUNDS rounds a
+test catches such a race almost always. RACE_ROUNDS overrides ROUNDS.
 """
 import json
 import os
