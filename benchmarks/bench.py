@@ -29,7 +29,7 @@ import bench_loop
 import bench_partitions
 import bench_roles
 import vm
-from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 GROUPS = ("loop", "partitions", "dm", "roles")
 

@@ -15,7 +15,8 @@ import tempfile
 
 from common import (SEED_PARTITIONS, Group, Row, interleaved, make_seed_image, process_start_cost,
                     release_under, run, skipped_group)
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 TITLE = "3. Seed image: map + unmap its 8 partitions with device-mapper (%s)"
 NOTES = ["core: partitions_state.plan_present(IMAGE, backend=dm).apply() (attach, then DM_DEV_CREATE,",

@@ -5,7 +5,7 @@
 import os
 
 from common import Group, Row, interleaved, run
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 
 
 def bench_attach_detach(workdir, rounds):

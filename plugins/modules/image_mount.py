@@ -339,7 +339,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mount_source, mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import source as mount_source, state as mount_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 

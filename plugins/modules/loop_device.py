@@ -234,7 +234,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loop_state
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import parse_size
 
