@@ -154,11 +154,16 @@ def remove_all(device):
                                  errno=errno.EBUSY, hint="Unmount it first")
     fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for number in sorted(have, reverse=True):
-            _delete(fd, device, number)
+        delete_partitions(fd, device, have)
     finally:
         os.close(fd)
     return sorted(have)
+
+
+def delete_partitions(fd, device, numbers):
+    """BLKPG_DEL_PARTITION of ``numbers`` on the open ``device``, highest first."""
+    for number in sorted(numbers, reverse=True):
+        _delete(fd, device, number)
 
 
 def _add(fd, device, number, start, length):

@@ -121,28 +121,6 @@ def devno_of(path):
     return os.major(info.st_rdev), os.minor(info.st_rdev)
 
 
-def processes_using(paths, proc="/proc"):
-    """'pid (command)' of every process with one of ``paths`` open."""
-    targets = set(paths)
-    users = []
-    for pid in os.listdir(proc):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        fd_dir = os.path.join(proc, pid, "fd")
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(os.path.join(fd_dir, fd)) in targets:
-                    users.append("%s (%s)" % (pid, sysfs.read_attr(os.path.join(proc, pid, "comm")) or "?"))
-                    break
-            except OSError:
-                continue
-    return users
-
-
 def is_exclusively_held(path):
     """True when a mount, a dm map, swap or md holds the device with O_EXCL.
 
@@ -159,14 +137,27 @@ def is_exclusively_held(path):
     return False
 
 
+def _maybe_held(path):
+    try:
+        return is_exclusively_held(path)
+    except DiskImageError:
+        return True  # cannot tell from here: the mount table will
+
+
 def busy_reasons(name, root=sysfs.SYS_ROOT, dev_path=None):
     """Why the disk ``name`` (and its partitions) cannot be released, in words.
 
     An empty list means nothing holds it. Each entry names a holder so that the
     error a user sees says what to unmount or remove.
     """
-    reasons = []
     parts = sysfs.partitions(name, root)
+    held = [holder for kernel_name, disk in [(name, None)] + [(part, name) for part, _n in parts]
+            for holder in sysfs.holders(kernel_name, root, disk=disk)]
+    if not held and dev_path and not _maybe_held(dev_path):
+        # Every mount of the disk or of a partition claims the disk exclusively,
+        # so nothing can be mounted: no need to read the mount table.
+        return []
+    reasons = []
     table = mountinfo.read_mountinfo()
     for kernel_name in [name] + [part for part, _number in parts]:
         number = sysfs.devno(kernel_name, root)

@@ -23,10 +23,10 @@ import os
 import re
 import stat
 import struct
-import time
 from collections import namedtuple
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, mountinfo, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 DM_DIR = "/dev/mapper"
@@ -311,6 +311,12 @@ def parse_linear_params(params):
 
 # ---------------------------------------------------------------- talking to the kernel
 
+def available(root=sysfs.SYS_ROOT):
+    """Whether this kernel has device-mapper: the control node, or the misc
+    device it is made from (a container's /dev may lack the node)."""
+    return os.path.exists(DM_CONTROL) or sysfs.misc_devno(DM_MISC_NAME, root) is not None
+
+
 def udev_names_dm_devices(control=UDEV_CONTROL, rules_dirs=UDEV_RULES_DIRS):
     """True when a udev daemon runs and has device-mapper's naming rules."""
     if not os.path.exists(control):
@@ -524,37 +530,45 @@ class DeviceMapper(object):
         or opened by a program), after waiting ``busy_wait`` seconds for opens that
         end by themselves, like udev's probe of a new device.
         """
-        deadline = time.monotonic() + self.busy_wait
-        while True:
+        seen = []
+
+        def removed():
+            """'removed', 'gone', or None while it stays open."""
             info = self.info(name)
+            seen[:] = [info]
             if info is None:
-                return False
+                return "gone"
             if info.open_count == 0:
                 try:
                     self._call(DM_DEV_REMOVE_CMD, pack_request(name=name), repr(name))
-                    break
+                    return "removed"
                 except DiskImageError as exc:
                     if exc.errno == errno.ENXIO:
-                        return False  # removed by someone else meanwhile
+                        return "gone"  # removed by someone else meanwhile
                     if exc.errno != errno.EBUSY:
                         raise
-            if time.monotonic() >= deadline:
-                raise self._busy_error(info)
-            time.sleep(0.1)
-        self._remove_node(name, info)
+            return None
+
+        outcome = wait_until(removed, self.busy_wait, interval=0.1)
+        if outcome is None:
+            raise self._busy_error(seen[0])
+        if outcome == "gone":
+            return False
+        self._remove_node(name, seen[0])
         return True
 
     def wait_unused(self, name):
         """DmInfo once nothing has the device open, None when there is no such
         device; the same EBUSY error as remove() when it stays open."""
-        deadline = time.monotonic() + self.busy_wait
-        while True:
-            info = self.info(name)
-            if info is None or info.open_count == 0:
-                return info
-            if time.monotonic() >= deadline:
-                raise self._busy_error(info)
-            time.sleep(0.1)
+        seen = []
+
+        def unused():
+            seen[:] = [self.info(name)]
+            return seen[0] is None or seen[0].open_count == 0
+
+        if not wait_until(unused, self.busy_wait, interval=0.1):
+            raise self._busy_error(seen[0])
+        return seen[0]
 
     def _busy_error(self, info):
         users = []
@@ -589,9 +603,7 @@ class DeviceMapper(object):
         """
         path = self.node_path(info.name)
         if self.dev_dir == DM_DIR and udev_names_dm_devices():
-            deadline = time.monotonic() + self.udev_wait
-            while not self._node_matches(path, info) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: self._node_matches(path, info), self.udev_wait)
         if self._node_matches(path, info):
             return path
         self._unlink_stale(path, info)

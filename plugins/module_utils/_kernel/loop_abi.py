@@ -44,6 +44,8 @@ LO_KEY_SIZE = 32
 
 # struct loop_info64: 232 bytes on every architecture (only fixed-size fields).
 LOOP_INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+# The head of loop_info64: lo_device, lo_inode, lo_rdevice, lo_offset.
+LOOP_INFO64_HEAD = struct.Struct("=QQQQ")
 # struct loop_config: fd, block_size, loop_info64, __u64 reserved[8]: 304 bytes.
 LOOP_CONFIG = struct.Struct("=II232s64x")
 

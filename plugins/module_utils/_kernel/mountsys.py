@@ -29,7 +29,7 @@ import errno
 import os
 import re
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 # --- constants (include/uapi/linux/mount.h, fs.h) --------------------------
@@ -329,7 +329,7 @@ def umount2(target, flags=0):
     exc = _SysError(code, "umount2")
     hint = None
     if code == errno.EBUSY:
-        hint = busy_report(target)
+        hint = holders.busy_report(target)
     elif code == errno.EINVAL:
         hint = "%s is not a mount point (or flags are invalid)" % target
     elif code == errno.EPERM:
@@ -519,123 +519,8 @@ def reconfigure(target, set_flags=0, clear_flags=0, data=None, new_api=None):
 def _reconfigure_hint(target, code):
     if code == errno.EBUSY:
         # Going read-only fails while files are open for writing.
-        return busy_report(target)
+        return holders.busy_report(target)
     return None
-
-
-# --- busy mounts -----------------------------------------------------------
-
-def _under(link, path):
-    if link.endswith(" (deleted)"):
-        link = link[:-len(" (deleted)")]
-    return link == path or link.startswith(path.rstrip("/") + "/")
-
-
-def _readlink(path):
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
-
-def holders_of_mount(path, proc="/proc"):
-    """Processes using files at or below ``path``.
-
-    Scans every /proc/PID for cwd, root, open fds and mapped files. Returns a
-    list of dicts: ``pid``, ``comm``, ``cmdline`` and ``uses`` (e.g. 'cwd',
-    'root', 'fd 3', 'mmap'). Processes that vanish or may not be inspected
-    are skipped.
-    """
-    path = os.path.realpath(path)
-    holders = []
-    try:
-        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
-    except OSError:
-        return holders
-    for pid in pids:
-        base = os.path.join(proc, str(pid))
-        uses = []
-        for what in ("cwd", "root"):
-            link = _readlink(os.path.join(base, what))
-            if link is not None and _under(link, path):
-                uses.append(what)
-        try:
-            fds = os.listdir(os.path.join(base, "fd"))
-        except OSError:
-            fds = []
-        for fd in sorted(fds, key=lambda x: int(x) if x.isdigit() else -1):
-            link = _readlink(os.path.join(base, "fd", fd))
-            if link is not None and link.startswith("/") and _under(link, path):
-                uses.append("fd %s" % fd)
-        try:
-            with open(os.path.join(base, "maps")) as f:
-                for line in f:
-                    parts = line.rstrip("\n").split(None, 5)
-                    if len(parts) == 6 and parts[5].startswith("/") and _under(parts[5], path):
-                        uses.append("mmap")
-                        break
-        except (IOError, OSError):
-            pass
-        if uses:
-            holders.append({"pid": pid, "comm": _read_small(os.path.join(base, "comm")),
-                            "cmdline": _cmdline(base), "uses": uses})
-    return holders
-
-
-def _read_small(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read(4096).decode("utf-8", "replace").strip()
-    except (IOError, OSError):
-        return ""
-
-
-def _cmdline(base):
-    return _read_small(os.path.join(base, "cmdline")).replace("\0", " ").strip()
-
-
-def loop_devices_backed_under(path, sysfs="/sys/block"):
-    """Loop devices whose backing file lies at or below ``path``.
-
-    The kernel holds such files open itself, so no process shows up for them.
-    """
-    path = os.path.realpath(path)
-    found = []
-    try:
-        names = sorted(n for n in os.listdir(sysfs) if n.startswith("loop"))
-    except OSError:
-        return found
-    for name in names:
-        backing = _read_small(os.path.join(sysfs, name, "loop", "backing_file"))
-        if backing and _under(backing, path):
-            found.append({"device": "/dev/" + name, "backing_file": backing})
-    return found
-
-
-def busy_report(path):
-    """A sentence naming what keeps ``path`` busy, for an EBUSY message."""
-    parts = []
-    real = os.path.realpath(path)
-    try:
-        children = mountinfo.mounts_under(real, include_self=False)
-    except DiskImageError:
-        children = []
-    if children:
-        parts.append("mounts below it: %s" % ", ".join(m.mount_point for m in children))
-    holders = holders_of_mount(real)
-    if holders:
-        parts.append("processes using it: %s" % ", ".join(
-            "%s (pid %d: %s)" % (h["comm"] or "?", h["pid"], ", ".join(h["uses"]))
-            for h in holders))
-    loops = loop_devices_backed_under(real)
-    if loops:
-        parts.append("loop devices backed by files on it: %s" % ", ".join(
-            "%s (%s)" % (lo["device"], lo["backing_file"]) for lo in loops))
-    if not parts:
-        return ("No process, submount or loop device was found using it; a kernel user "
-                "(swap file, NFS export, another mount namespace) may hold it. A lazy "
-                "unmount (MNT_DETACH) detaches it now and frees it when released")
-    return "Held by %s. Stop or move them, or unmount lazily (MNT_DETACH)" % "; ".join(parts)
 
 
 # --- option strings --------------------------------------------------------
@@ -692,16 +577,21 @@ _USERSPACE_PREFIXES = ("x-", "X-", "comment=", "loop=", "offset=", "sizelimit=",
 
 
 class MountOptions:
-    """A user's option string split like mount(8) splits it.
+    """A user's option string split like mount(8) splits it: the one mount
+    options class, from the syscalls up to image_mount's request.
 
-    ``flags``: MS_* bits to set; ``cleared``: bits explicitly turned off
-    (rw, suid, exec...); ``explicit``: the flag words given, last one per
-    family winning; ``data``: filesystem options in order; ``userspace``:
-    words for mount(8)/fstab only; ``bind``/``recursive``: a bind mount;
-    ``propagation``: MS_SHARED/PRIVATE/SLAVE/UNBINDABLE (| MS_REC) or 0.
+    ``words``: the words in order (for fstab and the result); ``flags``: MS_*
+    bits to set; ``cleared``: bits explicitly turned off (rw, suid, exec...);
+    ``explicit``: the flag words given, last one per family winning;
+    ``data``: filesystem options in order; ``userspace``: words for
+    mount(8)/fstab only; ``bind``/``recursive``: a bind mount;
+    ``propagation``: MS_SHARED/PRIVATE/SLAVE/UNBINDABLE (| MS_REC) or 0;
+    ``explicit_ro``: read-only because it was asked for, not only because
+    the filesystem cannot be written (whoever knows the filesystem sets it).
     """
 
     def __init__(self, opts=None):
+        self.words = split_options(opts)
         self.flags = 0
         self.cleared = 0
         self.explicit = {}
@@ -710,8 +600,9 @@ class MountOptions:
         self.bind = False
         self.recursive = False
         self.propagation = 0
-        for opt in split_options(opts):
+        for opt in self.words:
             self._add(opt)
+        self.explicit_ro = self.read_only
 
     def _add(self, opt):
         if opt in _FLAG_OPTIONS:
@@ -736,6 +627,20 @@ class MountOptions:
             self.userspace.append(opt)
         else:
             self.data.append(opt)
+
+    @property
+    def read_only(self):
+        return bool(self.flags & MS_RDONLY)
+
+    @property
+    def string(self):
+        """The words as one option string, as fstab and the result show it."""
+        return ",".join(self.words)
+
+    def kernel_words(self):
+        """The words mount(2) acts on (without fstab-only ones like noauto)."""
+        userspace = set(self.userspace)
+        return [w for w in self.words if w not in userspace]
 
     @property
     def data_string(self):

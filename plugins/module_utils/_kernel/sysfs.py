@@ -13,10 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 
 SYS_ROOT = "/sys"
-_LOOP_NAME = re.compile(r"^loop([0-9]+)$")
 
 
 def read_attr(path):
@@ -52,12 +50,40 @@ def block_dir(name, root=SYS_ROOT):
     return os.path.join(root, "block", name)
 
 
+def class_dir(name, root=SYS_ROOT):
+    """/sys/class/block/NAME: disks and partitions alike."""
+    return os.path.join(root, "class", "block", name)
+
+
+def is_partition(name, root=SYS_ROOT):
+    return read_attr(os.path.join(class_dir(name, root), "partition")) is not None
+
+
+def parent_disk(name, root=SYS_ROOT):
+    """The disk a partition belongs to (its directory's parent in sysfs)."""
+    return os.path.basename(os.path.dirname(os.path.realpath(class_dir(name, root))))
+
+
+def read_only(name, root=SYS_ROOT):
+    return read_attr(os.path.join(class_dir(name, root), "ro")) == "1"
+
+
+def size_bytes(name, root=SYS_ROOT):
+    """The size of a disk or partition; sysfs counts 512-byte units."""
+    return (_int_attr(os.path.join(class_dir(name, root), "size"), 0) or 0) * 512
+
+
+def loop_max_part(root=SYS_ROOT):
+    """The loop module's max_part parameter (0 when unset or unreadable)."""
+    return _int_attr(os.path.join(root, "module", "loop", "parameters", "max_part"), 0) or 0
+
+
 def devno(name, root=SYS_ROOT):
     """(major, minor) of a block device or partition by kernel name, or None."""
     path = block_dir(name, root)
     if not os.path.isdir(path):
         # partitions live below their disk: /sys/class/block has them all
-        path = os.path.join(root, "class", "block", name)
+        path = class_dir(name, root)
     return parse_devno(read_attr(os.path.join(path, "dev")))
 
 
@@ -76,12 +102,7 @@ def loop_numbers(root=SYS_ROOT):
         names = os.listdir(os.path.join(root, "block"))
     except OSError:
         return []
-    numbers = []
-    for name in names:
-        match = _LOOP_NAME.match(name)
-        if match:
-            numbers.append(int(match.group(1)))
-    return sorted(numbers)
+    return sorted(int(name[4:]) for name in names if name.startswith("loop") and name[4:].isdigit())
 
 
 def loop_exists(number, root=SYS_ROOT):
@@ -93,16 +114,23 @@ def loop_is_bound(number, root=SYS_ROOT):
     return os.path.isdir(os.path.join(block_dir("loop%d" % number, root), "loop"))
 
 
+def loop_backing_file(number, root=SYS_ROOT):
+    """(path, deleted) of the file attached to loopN, or None when unbound."""
+    backing = read_attr(os.path.join(block_dir("loop%d" % number, root), "loop", "backing_file"))
+    if backing is None:
+        return None
+    deleted = backing.endswith(" (deleted)")
+    return (backing[:-len(" (deleted)")] if deleted else backing), deleted
+
+
 def loop_status(number, root=SYS_ROOT):
     """Status of loopN from sysfs as a dict, or None when nothing is attached."""
     base = block_dir("loop%d" % number, root)
     loop = os.path.join(base, "loop")
-    backing = read_attr(os.path.join(loop, "backing_file"))
+    backing = loop_backing_file(number, root)
     if backing is None:
         return None
-    deleted = backing.endswith(" (deleted)")
-    if deleted:
-        backing = backing[:-len(" (deleted)")]
+    backing, deleted = backing
     return {
         "name": "loop%d" % number,
         "number": number,
@@ -129,6 +157,10 @@ def partitions(name, root=SYS_ROOT):
         return []
     found = []
     for entry in entries:
+        # Partitions are named after their disk (loop0p1, sda1); reading only
+        # those keeps this from opening every attribute of the disk.
+        if not entry.startswith(name):
+            continue
         number = _int_attr(os.path.join(base, entry, "partition"))
         if number is not None:
             found.append((entry, number))
@@ -153,6 +185,16 @@ def holders(name, root=SYS_ROOT, disk=None):
 def dm_name(name, root=SYS_ROOT):
     """The device-mapper name of dm-N, or None."""
     return read_attr(os.path.join(block_dir(name, root), "dm", "name"))
+
+
+def dm_uuid(name, root=SYS_ROOT):
+    """The device-mapper UUID of dm-N, or None."""
+    return read_attr(os.path.join(block_dir(name, root), "dm", "uuid"))
+
+
+def diskseq(name, root=SYS_ROOT):
+    """The disk sequence number (Linux 5.15+) as text, or None."""
+    return read_attr(os.path.join(block_dir(name, root), "diskseq"))
 
 
 def misc_devno(name, root=SYS_ROOT):

@@ -29,9 +29,10 @@ import re
 import stat
 import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, holders, image
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import loop_abi as abi
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 LOOP_CONTROL = "/dev/loop-control"
@@ -41,6 +42,18 @@ _DEVICE_RE = re.compile(r"^(?:/dev/)?loop([0-9]+)$")
 # How long a detach may take to show in sysfs (the clear runs on last close,
 # and udev may hold the device for a moment after it was written).
 DETACH_SETTLE_SECONDS = 3.0
+# The file of an attach, and of a lookup by file (losetup -j).
+ATTACH_WORDS = image.Words(
+    missing="image file %s does not exist",
+    missing_hint="Create it first (for example with community.general.filesize) or fix the path",
+    directory="%s is a directory, not an image file", directory_hint="Name the image file itself",
+    neither="%s is neither a regular file nor a block device, so no loop device can be attached to it",
+    neither_hint="Name an image file or a block device")
+LOOKUP_WORDS = ATTACH_WORDS.but(
+    missing="cannot look up the loop devices of %s", missing_is_oserror=True,
+    missing_hint="Nothing can be attached to a file that does not exist; check the path")
+# How long to wait for another program's flock on loop-control or a device.
+LOCK_WAIT_SECONDS = 10.0
 
 
 class LoopStatus(object):
@@ -195,18 +208,31 @@ def file_identity(path):
 def find_associated(path, offset=None):
     """Devices whose backing file is ``path`` (same st_dev and st_ino), like losetup -j.
 
-    One GET_STATUS64 per bound device decides; the full status, a dozen sysfs
-    reads, is built only for the matches.
+    One open and one GET_STATUS64 per existing device decide (an unbound one
+    answers ENXIO), compared as raw numbers; the full status, a dozen sysfs
+    reads, is built only for the matches. This is the hot path of every plan,
+    so it does no more per device than that.
     """
-    wanted = _stat_identity(path)
+    major, minor, inode = _stat_identity(path)
+    wanted = (abi.encode_kernel_dev(major, minor), inode)
     found = []
+    buf = bytearray(abi.LOOP_INFO64.size)
+    head = abi.LOOP_INFO64_HEAD.unpack_from
     for number in sysfs.loop_numbers():
-        if not sysfs.loop_is_bound(number):
-            continue
-        kernel = _ioctl_info(number)
-        if kernel is None or kernel.backing_devno() + (kernel.inode,) != wanted:
-            continue
-        if offset is not None and kernel.offset != offset:
+        try:
+            fd = os.open("/dev/loop%d" % number, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # no node (a container's snapshot of /dev) or gone meanwhile
+        try:
+            fcntl.ioctl(fd, abi.LOOP_GET_STATUS64, buf, True)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                continue  # unbound
+            raise DiskImageError.from_oserror("cannot read the status of %s" % device_path(number), exc)
+        finally:
+            os.close(fd)
+        device, backing_inode, _rdevice, backing_offset = head(buf)
+        if (device, backing_inode) != wanted or (offset is not None and backing_offset != offset):
             continue
         current = status(number)
         if current is not None:
@@ -248,11 +274,7 @@ def predicted_devno(number, root=sysfs.SYS_ROOT):
     known = sysfs.devno("loop%d" % number, root)
     if known is not None:
         return known
-    text = sysfs.read_attr(os.path.join(root, "module", "loop", "parameters", "max_part"))
-    try:
-        max_part = int(text or 0)
-    except ValueError:
-        max_part = 0
+    max_part = sysfs.loop_max_part(root)
     shift = max_part.bit_length() if max_part > 0 else 0
     return LOOP_MAJOR, number << shift
 
@@ -289,21 +311,7 @@ def check_lookup_file(path):
     """Refuse a path no loop device can be attached to, before a lookup by it
     (losetup -j) quietly finds nothing: a missing file, a directory, anything
     that is neither a regular file nor a block device."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise DiskImageError.from_oserror(
-                "cannot look up the loop devices of %s" % path, exc,
-                hint="Nothing can be attached to a file that does not exist; check the path")
-        raise DiskImageError.from_oserror("cannot read %s" % path, exc)
-    if stat.S_ISDIR(info.st_mode):
-        raise DiskImageError("%s is a directory, not an image file" % path, errno=errno.EISDIR,
-                             hint="Name the image file itself")
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
-        raise DiskImageError("%s is neither a regular file nor a block device, so no loop device "
-                             "can be attached to it" % path,
-                             hint="Name an image file or a block device")
+    image.stat_image(path, LOOKUP_WORDS)
     return path
 
 
@@ -320,7 +328,7 @@ def users(device):
     path = device_path(number)
     reasons = list(blockdev.busy_reasons(name, dev_path=path))
     nodes = [path] + ["/dev/%s" % part for part, _number in sysfs.partitions(name)]
-    processes = blockdev.processes_using(nodes)
+    processes = holders.processes_using(nodes)
     if processes:
         reasons.append("open by %s" % ", ".join(processes))
     return reasons
@@ -357,19 +365,7 @@ class AttachRequest(object):
 
     def validate(self):
         """Check the file and the numbers; raise before anything is attached."""
-        try:
-            info = os.stat(self.path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise DiskImageError("image file %s does not exist" % self.path, errno=exc.errno,
-                                     hint="Create it first (for example with community.general.filesize) or fix the path")
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
-        if stat.S_ISDIR(info.st_mode):
-            raise DiskImageError("%s is a directory, not an image file" % self.path, errno=errno.EISDIR,
-                                 hint="Name the image file itself")
-        if not (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
-            raise DiskImageError("%s is neither a regular file nor a block device" % self.path,
-                                 hint="Name an image file or a block device")
+        image.stat_image(self.path, ATTACH_WORDS)
         if self.sector_size and self.sector_size not in abi.VALID_SECTOR_SIZES:
             raise DiskImageError("sector_size %d is not supported" % self.sector_size,
                                  hint="Use one of 512, 1024, 2048 or 4096")
@@ -381,12 +377,7 @@ class AttachRequest(object):
                 raise DiskImageError(
                     "%s %d is not a multiple of the %d-byte sector size" % (name, value, unit),
                     hint="Use %d or %d" % (value - value % unit, value - value % unit + unit))
-        try:
-            self.file_size = blockdev.file_size(self.path)
-        except OSError as exc:
-            raise DiskImageError.from_oserror(
-                "cannot open %s to read its size" % self.path, exc,
-                hint="Run as root; a device cgroup or security policy may deny access to it")
+        self.file_size = image.file_size(self.path)
         if self.file_size == 0:
             raise DiskImageError("%s is empty (0 bytes), so there is nothing to attach" % self.path,
                                  hint="Give the image its size first (for example with community.general.filesize), "
@@ -438,21 +429,36 @@ class _Busy(Exception):
     """The device was taken by someone else before we could configure it."""
 
 
+class _Vanished(Exception):
+    """The device was removed (LOOP_CTL_REMOVE) between GET_FREE and the open."""
+
+
+class _Cleaned(Exception):
+    """The device was unbound but still had partition devices; they were removed
+    and the attempt counts as one: try again."""
+
+
+# What open(2) says of a loop device number that no longer exists.
+_VANISHED_ERRNOS = (errno.ENOENT, errno.ENXIO, errno.ENODEV)
+# How often a named device is configured again after its leftovers were removed.
+CLEANUP_TRIES = 3
+
+
 def _lock(fd, what):
     """flock(LOCK_EX) with a bounded wait: udev skips devices locked this way,
     and other well-behaved tools (systemd, us) serialize on it."""
-    deadline = time.monotonic() + 10
-    while True:
+    def locked():
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
                 raise DiskImageError.from_oserror("cannot lock %s" % what, exc)
-            if time.monotonic() > deadline:
-                raise DiskImageError("timed out waiting for the lock on %s" % what, errno=exc.errno,
-                                     hint="Another program holds it; retry when it is done")
-            time.sleep(0.01)
+            return False
+
+    if not wait_until(locked, LOCK_WAIT_SECONDS, interval=0.01):
+        raise DiskImageError("timed out waiting for the lock on %s" % what, errno=errno.EWOULDBLOCK,
+                             hint="Another program holds it; retry when it is done")
 
 
 def _configure(dev_fd, backing_fd, request):
@@ -526,9 +532,15 @@ def _attach_to(number, request, backing_fd):
     the device open: once it closes the device, the kernel releases it if
     nobody else holds it, and there is nothing left to read. Else None."""
     dev_flags = os.O_RDONLY if request.read_only else os.O_RDWR
-    dev_fd = _open_device(number, dev_flags)
+    try:
+        dev_fd = _open_device(number, dev_flags)
+    except DiskImageError as exc:
+        if exc.errno in _VANISHED_ERRNOS:
+            raise _Vanished()
+        raise
     try:
         _lock(dev_fd, device_path(number))
+        _refuse_leftovers(dev_fd, number)
         try:
             _configure(dev_fd, backing_fd, request)
         except _Busy:
@@ -546,28 +558,39 @@ def _attach_to(number, request, backing_fd):
         os.close(dev_fd)
 
 
+def _refuse_leftovers(dev_fd, number):
+    """Under the device's lock, before configuring it: a device someone bound
+    without taking the lock is busy; an unbound one that still has partition
+    devices (kernels before 6.11 could leave them behind a detach) gets them
+    removed through BLKPG, and the attempt is retried, as systemd does."""
+    name = "loop%d" % number
+    if sysfs.loop_is_bound(number):
+        raise _Busy()
+    leftover = [part_number for _part, part_number in sysfs.partitions(name)]
+    if leftover:
+        blkpg.delete_partitions(dev_fd, device_path(number), leftover)
+        raise _Cleaned()
+
+
 def _ensure_exists(number):
     """Create loopN through loop-control when the kernel does not have it yet."""
-    if sysfs.loop_exists(number):
-        return
-    control = _open_control()
-    try:
-        fcntl.ioctl(control, abi.LOOP_CTL_ADD, number)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise DiskImageError.from_oserror("cannot create %s" % device_path(number), exc)
-    finally:
-        os.close(control)
+    if not sysfs.loop_exists(number):
+        _control(abi.LOOP_CTL_ADD, number, errno.EEXIST, "create")
 
 
 def remove_device(number):
     """LOOP_CTL_REMOVE: drop an unbound loopN from the kernel (and its node we made)."""
+    _control(abi.LOOP_CTL_REMOVE, number, errno.ENODEV, "remove")
+
+
+def _control(request, number, done_errno, what):
+    """A loop-control ioctl on loopN; ``done_errno`` means it is so already."""
     control = _open_control()
     try:
-        fcntl.ioctl(control, abi.LOOP_CTL_REMOVE, number)
+        fcntl.ioctl(control, request, number)
     except OSError as exc:
-        if exc.errno != errno.ENODEV:
-            raise DiskImageError.from_oserror("cannot remove %s" % device_path(number), exc)
+        if exc.errno != done_errno:
+            raise DiskImageError.from_oserror("cannot %s %s" % (what, device_path(number)), exc)
     finally:
         os.close(control)
 
@@ -589,7 +612,7 @@ def attach(path, device=None, **options):
             number = check_loop_device(device)
             _ensure_exists(number)
             try:
-                held = _attach_to(number, request, backing_fd)
+                held = _attach_named(number, request, backing_fd)
             except _Busy:
                 holder = status(number)
                 raise DiskImageError(
@@ -611,6 +634,20 @@ def attach(path, device=None, **options):
     return result
 
 
+def _attach_named(number, request, backing_fd):
+    for _attempt in range(CLEANUP_TRIES):
+        try:
+            return _attach_to(number, request, backing_fd)
+        except _Cleaned:
+            continue
+        except _Vanished:
+            raise DiskImageError("%s was removed by another program while it was being attached"
+                                 % device_path(number), errno=errno.ENODEV, hint="Run the task again")
+    raise DiskImageError("%s keeps showing partition devices while no file is attached to it"
+                         % device_path(number), errno=errno.EBUSY,
+                         hint="Name another device, or omit device to pick a free one")
+
+
 def _attach_free(request, backing_fd):
     control = _open_control()
     try:
@@ -623,6 +660,8 @@ def _attach_free(request, backing_fd):
                                                   hint="Raise the loop module's max_loop or detach unused devices")
             try:
                 return number, _attach_to(number, request, backing_fd)
+            except (_Vanished, _Cleaned):
+                continue  # removed by another program, or cleaned up: ask again at once
             except _Busy:
                 pass  # taken by a process that ignores the lock: try the next one
             finally:
@@ -668,19 +707,14 @@ def detach(device, force=False):
     # autoclear. Put the flag back as it was and report who holds it.
     if before is not None and not before.flags & abi.LO_FLAGS_AUTOCLEAR:
         _set_status_flags(number, clear=abi.LO_FLAGS_AUTOCLEAR)
-    users = blockdev.processes_using([path])
+    users = holders.processes_using([path])
     raise DiskImageError("%s is busy: open by %s" % (path, ", ".join(users) or "another program"),
                          errno=errno.EBUSY,
                          hint="Close it first, or set force: true for a lazy detach")
 
 
 def _wait_unbound(number):
-    deadline = time.monotonic() + DETACH_SETTLE_SECONDS
-    while sysfs.loop_is_bound(number):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return wait_until(lambda: not sysfs.loop_is_bound(number), DETACH_SETTLE_SECONDS)
 
 
 # ---------------------------------------------------------------- changes in place

@@ -26,15 +26,11 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysf
 RUN_DIR = "/run/diskimage-loop"
 
 
-def _diskseq(name, root=sysfs.SYS_ROOT):
-    return sysfs.read_attr(os.path.join(sysfs.block_dir(name, root), "diskseq"))
-
-
 def _identity(name, root=sysfs.SYS_ROOT):
     """What a claim must match: the disk sequence number where the kernel has
     one (5.15+), else the backing file and offset as sysfs shows them."""
     values = sysfs.loop_status(int(name[4:]), root) if name.startswith("loop") else None
-    return {"diskseq": _diskseq(name, root),
+    return {"diskseq": sysfs.diskseq(name, root),
             "backing_file": values and values["backing_file"],
             "offset": values and values["offset"]}
 

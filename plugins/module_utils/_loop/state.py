@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Desired state for loop devices: decide what to change, then change it.
 
-``plan_present`` and ``plan_absent`` only read the system and return a Plan (the
-steps and the predicted result), so check mode and diff come from the same code
-that acts. ``Plan.apply`` performs the steps. The modules stay thin.
+``plan_present`` and ``plan_absent`` only read the system and return a LoopPlan
+(the steps and the predicted result), so check mode and diff come from the same
+code that acts. ``apply`` performs the steps; ``report`` is the module's result.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,37 +16,42 @@ import errno
 
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import Plan
 
 SETTABLE = ("partscan", "direct_io", "sector_size", "autoclear")
 
 
-class Plan(object):
+class LoopPlan(Plan):
     """Steps to reach the desired state and the status expected afterwards."""
 
-    def __init__(self):
-        self.steps = []          # (description, callable)
+    def __init__(self, state):
+        super(LoopPlan, self).__init__()
+        self.state = state
         self.before = []         # list of status dicts
         self.after = []          # predicted status dicts
         self.device = None       # the device the result is about (present)
         self.created = False
-        self.warnings = []
         self.outcomes = {}       # filled by apply: device -> 'detached' | 'pending'
         self.released = False    # present: autoclear let the device go at once (predicted, then known)
 
-    @property
-    def changed(self):
-        return bool(self.steps)
+    def _detached(self):
+        # In check mode nothing ran, so every planned detach counts as one.
+        return [dev["device"] for dev in self.before
+                if self.outcomes.get(dev["device"], "detached") == "detached"]
 
-    def add(self, description, action):
-        self.steps.append((description, action))
+    def result(self, check_mode=False):
+        if self.state == "present":
+            return {"device": self.device, "created": self.created, "released": self.released,
+                    "status": self.after[0] if self.after else {}, "devices": self.after}
+        return {"devices": self.before, "detached": self._detached(),
+                "pending": [dev for dev, outcome in self.outcomes.items() if outcome == "pending"]}
 
-    def apply(self):
-        for _description, action in self.steps:
-            action()
-        return self
-
-    def descriptions(self):
-        return [description for description, _action in self.steps]
+    def diff(self):
+        if self.state == "present":
+            return {"before": self.before[0] if self.before else {}, "after": self.after[0] if self.after else {}}
+        detached = self._detached()
+        return {"before": {"devices": self.before},
+                "after": {"devices": [dev for dev in self.before if dev["device"] not in detached]}}
 
 
 def _predict(current, **changes):
@@ -136,7 +141,7 @@ def plan_present(path, device=None, offset=0, sizelimit=0, read_only=False, part
     wanted = {"partscan": partscan, "direct_io": direct_io, "sector_size": sector_size,
               "autoclear": autoclear, "resize": resize}
     identity = loopdev.file_identity(request.path)
-    plan = Plan()
+    plan = LoopPlan("present")
 
     if device is not None:
         number = loopdev.check_loop_device(device)
@@ -199,7 +204,7 @@ def plan_present(path, device=None, offset=0, sizelimit=0, read_only=False, part
 
 def plan_absent(path=None, device=None, offset=None, force=False):
     """Plan the detach of ``device``, or of every device backed by ``path``."""
-    plan = Plan()
+    plan = LoopPlan("absent")
     if device is not None:
         number = loopdev.check_loop_device(device)
         current = loopdev.status(number)

@@ -20,7 +20,7 @@ import errno
 import os
 import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
@@ -79,38 +79,11 @@ def is_loop_name(name):
     return name.startswith("loop") and name[4:].isdigit()
 
 
-def _class_dir(name):
-    return os.path.join(sysfs.SYS_ROOT, "class", "block", name)
-
-
-def is_partition(name):
-    return sysfs.read_attr(os.path.join(_class_dir(name), "partition")) is not None
-
-
-def parent_disk(name):
-    return os.path.basename(os.path.dirname(os.path.realpath(_class_dir(name))))
-
-
-def device_read_only(name):
-    return sysfs.read_attr(os.path.join(_class_dir(name), "ro")) == "1"
-
-
-def device_size(name):
-    text = sysfs.read_attr(os.path.join(_class_dir(name), "size")) or "0"
-    return int(text) * 512 if text.isdigit() else 0
-
-
-def dm_available():
-    return os.path.exists("/dev/mapper/control") or sysfs.misc_devno("device-mapper") is not None
-
-
 def dm_linear(kernel_name):
     """((major, minor), start, size) in bytes of a one-target linear map, else None."""
     dm_name = sysfs.dm_name(kernel_name)
-    if not dm_name or not dm_available():
+    if not dm_name or not devmapper.available():
         return None
-    # Imported late: hosts without device-mapper never need it.
-    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
     try:
         with devmapper.DeviceMapper() as dm:
             targets = dm.table(dm_name)
@@ -153,8 +126,8 @@ def extent_of(major, minor, _depth=0):
     name = sysfs.name_by_devno(major, minor)
     if name is None or _depth > 8:
         return None
-    if is_partition(name):
-        parent = parent_disk(name)
+    if sysfs.is_partition(name):
+        parent = sysfs.parent_disk(name)
         parent_devno = sysfs.devno(parent)
         outer = extent_of(parent_devno[0], parent_devno[1], _depth + 1) if parent_devno else None
         if outer is None:
@@ -177,7 +150,7 @@ def extent_of(major, minor, _depth=0):
             outer = extent_of(linear[0][0], linear[0][1], _depth + 1)
             if outer is not None:
                 return outer.inner(linear[1], linear[2])
-    return Extent(("dev", major, minor), 0, device_size(name), "/dev/%s" % name)
+    return Extent(("dev", major, minor), 0, sysfs.size_bytes(name), "/dev/%s" % name)
 
 
 def file_extent(path, size=None):
@@ -254,8 +227,8 @@ def chain_of(entry):
         return chain
     if is_loop_name(name):
         chain["loop_device"] = "/dev/%s" % name
-    elif is_partition(name):
-        parent = parent_disk(name)
+    elif sysfs.is_partition(name):
+        parent = sysfs.parent_disk(name)
         chain["mapped_device"] = "/dev/%s" % name
         chain["loop_device"] = "/dev/%s" % parent if is_loop_name(parent) else None
     elif name.startswith("dm-"):
@@ -283,7 +256,7 @@ class Exposure(object):
         self.loop = loop
         self.exact = exact
         self.devno = sysfs.devno(name)
-        self.read_only = device_read_only(name)
+        self.read_only = sysfs.read_only(name)
         self.mounts = []
         self._path = None
 

@@ -4,10 +4,9 @@
 """The plan image_mount acts on: steps, the predicted result, and rollback.
 
 Planning only reads the system and fills a ``MountPlan``; check mode reports
-it, a real run applies it. Both report through the same ``result``, ``diff``
-and ``report`` methods, so the keys a task returns are the same whether it ran
-in check mode or not. ``apply`` runs the steps and, when one fails, undoes what
-this run did before it, newest first.
+it, a real run applies it (the plan protocol of plan.py: steps, their undo,
+``result``, ``diff`` and ``report``), so the keys a task returns are the same
+whether it ran in check mode or not.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,8 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils._loop.state import Plan
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import Plan
 
 # The owner recorded in the ownership claims of the loop devices image_mount
 # attaches: only those does it ever detach.
@@ -54,7 +52,6 @@ class MountPlan(Plan):
         self.detached = []
         self.pending = []
         self.removed_path = False
-        self.undo = []
         self.messages = []
 
     def describe_chain(self, chain):
@@ -62,25 +59,6 @@ class MountPlan(Plan):
         self.device = chain["device"]
         self.loop_device = chain["loop_device"]
         self.mapped_device = chain["mapped_device"]
-
-    def apply(self):
-        """Run the steps; when one fails, undo what this run did, newest first."""
-        try:
-            for _description, action in self.steps:
-                action()
-        except BaseException as exc:
-            problems = []
-            while self.undo:
-                what, action = self.undo.pop()
-                try:
-                    action()
-                except Exception as undo_exc:  # keep undoing: every later step still has to run
-                    problems.append("%s: %s" % (what, undo_exc))
-            if problems and isinstance(exc, DiskImageError):
-                exc.args = ("%s. Rolling back also failed: %s" % (exc.args[0], "; ".join(problems)),)
-            raise
-        self.undo = []
-        return self
 
     def result(self, check_mode=False):
         live = not check_mode or not self.changed
@@ -117,9 +95,3 @@ class MountPlan(Plan):
         (the fstab line is None when the task does not manage fstab)."""
         return {"before": {"mount": self.mount_before, "fstab": self.fstab_line_before},
                 "after": {"mount": self.mount_after, "fstab": self.fstab_line_after}}
-
-    def report(self, check_mode=False):
-        """What the module returns: changed, diff and the result."""
-        report = {"changed": self.changed, "diff": self.diff()}
-        report.update(self.result(check_mode))
-        return report

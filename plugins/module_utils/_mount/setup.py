@@ -21,7 +21,6 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel import moun
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import (
     choose_exposure,
-    device_read_only,
     find_exposures,
     mount_devno,
 )
@@ -118,11 +117,11 @@ def plan_remount(plan, current, fstype_given):
             "%s has %s mounted as %s, not %s; the type of a mount cannot change in place" % (
                 plan.target.path, plan.selection.describe(), current.fstype, plan.fstype),
             hint="Unmount it first (state: unmounted), or set fstype: %s" % current.fstype)
-    diff = mountsys.compare_options(plan.options.parsed, current.mount_options, current.super_options,
+    diff = mountsys.compare_options(plan.options, current.mount_options, current.super_options,
                                     fstype=current.fstype)
     devno = mount_devno(current)
     name = sysfs.name_by_devno(*devno)
-    device_ro = device_read_only(name)
+    device_ro = sysfs.read_only(name)
     if diff.satisfied:
         return
     if any(m.startswith("rw ") for m in diff.mismatches) and device_ro:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What image_mount's ``src`` and partition selector name.
 
-``Source`` checks that src is an image file or a block device and knows its
+``MountSource`` checks that src is an image file or a block device and knows its
 extent; ``select`` resolves a selector (partition, partlabel, partuuid, label,
 uuid, parttype) to a ``Selection``: the whole source or one partition of its
 MBR or GPT, with the filesystem fsprobe found in it; ``filesystem_type`` says
@@ -17,15 +17,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import os
-import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.image import ImageSource
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import types as partition_types
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import extent_of, file_extent
-from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_table
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_source_table
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import format_size
 
 SELECTORS = ("partition", "partlabel", "partuuid", "label", "uuid", "parttype")
@@ -33,37 +31,13 @@ ISO_MAGIC_OFFSET = 32769  # "CD001" of the first volume descriptor at 32 KiB
 ISO_MAGIC = b"CD001"
 
 
-class Source(object):
-    """What ``src`` names: an image file (raw, partitioned, ISO) or a block device."""
+class MountSource(ImageSource):
+    """What ``src`` names (an image file, raw, partitioned or an ISO, or a block
+    device), and the extent of bytes it shows."""
 
     def __init__(self, src):
-        self.given = src
-        self.path = os.path.abspath(src)
-        try:
-            info = os.stat(self.path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise DiskImageError("src %s does not exist" % self.path, errno=exc.errno,
-                                     hint="Create the image first, or fix src")
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
-        if stat.S_ISDIR(info.st_mode):
-            raise DiskImageError("src %s is a directory, not an image or a block device" % self.path,
-                                 errno=errno.EISDIR, hint="Name the image file or the device")
-        self.is_block = stat.S_ISBLK(info.st_mode)
-        if not (self.is_block or stat.S_ISREG(info.st_mode)):
-            raise DiskImageError("src %s is neither an image file nor a block device" % self.path)
-        self.devno = (os.major(info.st_rdev), os.minor(info.st_rdev)) if self.is_block else None
-        self.kernel_name = sysfs.name_by_devno(*self.devno) if self.is_block else None
-        if self.is_block and self.kernel_name is None:
-            raise DiskImageError("the kernel has no block device %d:%d (%s)" % (self.devno + (self.path,)))
-        try:
-            self.size = blockdev.file_size(self.path)
-        except OSError as exc:
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
-        if self.is_block:
-            self.extent = extent_of(*self.devno)
-        else:
-            self.extent = file_extent(self.path, self.size)
+        super(MountSource, self).__init__(src)
+        self.extent = extent_of(*self.devno) if self.is_block else file_extent(self.path, self.size)
         if self.extent is None or self.extent.size < 512:
             raise DiskImageError("src %s is empty" % self.path, hint="Give an image that holds a filesystem")
 
@@ -74,11 +48,7 @@ class Source(object):
             return None
 
     def read_table(self):
-        try:
-            with open(self.path, "rb") as handle:
-                return read_table(handle, self.size)
-        except (IOError, OSError) as exc:
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
+        return read_source_table(self)
 
     def is_optical(self, offset=0):
         """An ISO 9660 volume descriptor at 32 KiB: an ISO (also a UDF bridge one)."""

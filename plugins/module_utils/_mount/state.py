@@ -33,10 +33,10 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.fstab import
     plan_fstab,
     plan_fstab_absent,
 )
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.options import Options
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.options import requested_options
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import MountPlan, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.setup import plan_mount_new, plan_remount
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import Source, filesystem_type, select
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource, filesystem_type, select
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import Target
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import (
     missing_source,
@@ -61,11 +61,11 @@ def _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks
     if plan.target.resolved_from:
         plan.warnings.append("path %s resolves to %s through a symlink; using %s" % (
             plan.target.resolved_from, plan.target.path, plan.target.path))
-    plan.source = Source(src)
+    plan.source = MountSource(src)
     plan.selection = select(plan.source, kind, value)
     plan.fstype = filesystem_type(plan.selection, fstype)
     optical = not plan.source.is_block and plan.source.is_optical(plan.selection.offset)
-    plan.options = Options(opts, read_only, plan.fstype, optical)
+    plan.options = requested_options(opts, read_only, plan.fstype, optical)
     plan.read_only = plan.options.read_only
 
 

@@ -23,10 +23,17 @@ __metaclass__ = type
 
 import errno
 import os
-import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, mountinfo, mountsys, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import (
+    blkpg,
+    blockdev,
+    holders,
+    mountinfo,
+    mountsys,
+    sysfs,
+)
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import (
     chain_of,
@@ -38,7 +45,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent impor
     wrong_source,
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER, describe_mount
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import Source
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource
 
 AUTOCLEAR_WAIT = 3.0
 # Mount points the running system needs: the path alone never takes them down
@@ -69,23 +76,11 @@ def stack_at(path, table):
 
 
 def refuse_busy(path):
-    children = mountinfo.mounts_under(path, include_self=False)
-    holders = mountsys.holders_of_mount(path)
-    loops = mountsys.loop_devices_backed_under(path)
-    if not (children or holders or loops):
-        return
-    what = []
-    if holders:
-        what.append("processes %s" % ", ".join(
-            "%s (pid %d: %s)" % (h["comm"] or "?", h["pid"], ", ".join(h["uses"])) for h in holders))
-    if children:
-        what.append("mounts below it: %s" % ", ".join(m.mount_point for m in children))
-    if loops:
-        what.append("loop devices backed by files on it: %s" % ", ".join(
-            "%s (%s)" % (lo["device"], lo["backing_file"]) for lo in loops))
-    raise DiskImageError("%s is busy: used by %s" % (path, "; ".join(what)), errno=errno.EBUSY,
-                         hint="Stop or move them first, or set lazy: true to detach the mount now and let the "
-                              "kernel release it when they are done")
+    what = holders.mount_users(path)
+    if what:
+        raise DiskImageError("%s is busy: used by %s" % (path, "; ".join(what)), errno=errno.EBUSY,
+                             hint="Stop or move them first, or set lazy: true to detach the mount now and let the "
+                                  "kernel release it when they are done")
 
 
 def _plan_umount_steps(plan, unmounting, rest, lazy):
@@ -230,10 +225,14 @@ def release_loop(plan, exposure, lazy):
         return
     # With autoclear the kernel detaches on the last close, which the unmount
     # just was; it may take a moment to show.
-    deadline = time.monotonic() + AUTOCLEAR_WAIT
-    while current is not None and current.autoclear and time.monotonic() < deadline:
-        time.sleep(0.02)
-        current = loopdev.status(number)
+    if current is not None and current.autoclear:
+        seen = [current]
+
+        def released():
+            seen[0] = loopdev.status(number)
+            return seen[0] is None or not seen[0].autoclear
+        wait_until(released, AUTOCLEAR_WAIT)
+        current = seen[0]
     if current is not None:
         reasons = _busy(name, device)
         if reasons:
@@ -255,10 +254,10 @@ def _busy(name, device):
 # --- the source and the mount point -------------------------------------------
 
 def missing_source(plan, src, table):
-    """The Source of ``src``, or None when it does not exist and nothing is
+    """The MountSource of ``src``, or None when it does not exist and nothing is
     mounted at the target (then nothing can show it)."""
     try:
-        return Source(src)
+        return MountSource(src)
     except DiskImageError as exc:
         if exc.errno != errno.ENOENT:
             raise

@@ -98,7 +98,7 @@ def describe_parent(path, sys_root=sysfs.SYS_ROOT):
     dm_name = sysfs.dm_name(kernel_name, sys_root)
     dm_uuid = None
     if dm_name:
-        dm_uuid = sysfs.read_attr(os.path.join(sysfs.block_dir(kernel_name, sys_root), "dm", "uuid"))
+        dm_uuid = sysfs.dm_uuid(kernel_name, sys_root)
     return Parent(path=path, name=dm_name or kernel_name, major=major, minor=minor,
                   uuid_suffix=parent_uuid_suffix(major, minor, dm_uuid))
 

@@ -5,7 +5,7 @@
 for every partition.
 
 ``plan_present`` / ``plan_absent`` read the system and return a Plan of steps
-(the same Plan loop_state uses), so check mode, diff and the real run share one
+(the plan protocol of plan.py), so check mode, diff and the real run share one
 decision. Partitions are exposed by one of two backends:
 
 * ``partscan``: kernel partition devices (/dev/loopNpM), reconciled with our
@@ -20,76 +20,28 @@ __metaclass__ = type
 
 import errno
 import os
-import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.image import ImageSource
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils._loop.state import Plan
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import Plan
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout, write_table
-from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_table
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_source_table
 
 OWNER = "image_partitions"
-DM_CONTROL = "/dev/mapper/control"
 BACKENDS = ("auto", "partscan", "dm")
 
 
-def dm_available():
-    return os.path.exists(DM_CONTROL) or sysfs.misc_devno("device-mapper") is not None
-
-
-def _dm():
-    # Imported late: hosts without device-mapper never need it.
-    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
-    from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
-    return devmapper, kpartx_compat
-
-
-class Source(object):
-    """What ``src`` names: an image file, or a block device."""
-
-    def __init__(self, path):
-        self.path = os.path.abspath(path)
-        try:
-            info = os.stat(self.path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise DiskImageError("%s does not exist" % self.path, errno=exc.errno,
-                                     hint="Create the image first, or fix src")
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
-        if stat.S_ISDIR(info.st_mode):
-            raise DiskImageError("%s is a directory, not an image or a block device" % self.path,
-                                 errno=errno.EISDIR, hint="Name the image file or the device itself")
-        self.is_block = stat.S_ISBLK(info.st_mode)
-        if not (self.is_block or stat.S_ISREG(info.st_mode)):
-            raise DiskImageError("%s is neither an image file nor a block device" % self.path,
-                                 hint="Name an image file or a whole-disk block device")
-        try:
-            self.size = blockdev.file_size(self.path)
-        except OSError as exc:
-            raise DiskImageError.from_oserror(
-                "cannot open %s to read its size" % self.path, exc,
-                hint="Run as root; a device cgroup or security policy may deny access to it")
-        self.loop_number = None
-        if self.is_block:
-            name = sysfs.name_by_devno(os.major(info.st_rdev), os.minor(info.st_rdev))
-            if name is None:
-                raise DiskImageError("the kernel has no block device %d:%d (%s)" % (
-                    os.major(info.st_rdev), os.minor(info.st_rdev), self.path))
-            if sysfs.read_attr(os.path.join(sysfs.SYS_ROOT, "class", "block", name, "partition")):
-                raise DiskImageError("%s is a partition, not a whole disk or image" % self.path,
-                                     hint="Name the disk or the image that holds the partition table")
-            if name.startswith("loop") and name[4:].isdigit():
-                self.loop_number = int(name[4:])
-            self.kernel_name = name
-
-    def read_table(self, sector_size=None):
-        try:
-            with open(self.path, "rb") as handle:
-                return read_table(handle, self.size, sector_size)
-        except (IOError, OSError) as exc:
-            raise DiskImageError.from_oserror("cannot read %s" % self.path, exc)
+def _whole_disk(src):
+    """The ImageSource of ``src``; a partition is refused: the table is the disk's."""
+    source = ImageSource(src)
+    if source.is_block and sysfs.is_partition(source.kernel_name):
+        raise DiskImageError("%s is a partition, not a whole disk or image" % source.path,
+                             hint="Name the disk or the image that holds the partition table")
+    return source
 
 
 def _layout_differences(table, planned, layout):
@@ -148,19 +100,18 @@ def _show_attributes(attributes):
 
 def _pick_backend(requested, source, device_number, read_only):
     if requested != "auto":
-        if requested == "dm" and not dm_available():
-            raise DiskImageError("this kernel has no device-mapper (%s is missing)" % DM_CONTROL,
+        if requested == "dm" and not devmapper.available():
+            raise DiskImageError("this kernel has no device-mapper (%s is missing)" % devmapper.DM_CONTROL,
                                  hint="Load dm_mod (modprobe dm_mod), or use backend: partscan")
         return requested
-    if dm_available() and device_number is not None and _existing_maps("/dev/loop%d" % device_number):
+    if devmapper.available() and device_number is not None and _existing_maps("/dev/loop%d" % device_number):
         return "dm"  # keep what kpartx (or an earlier run) made
-    if device_number is not None or not dm_available():
+    if device_number is not None or not devmapper.available():
         return "partscan"
     return "dm"
 
 
 def _existing_maps(device):
-    devmapper, kpartx_compat = _dm()
     with devmapper.DeviceMapper() as dm:
         return kpartx_compat.find_partition_maps(dm, kpartx_compat.describe_parent(device))
 
@@ -188,7 +139,7 @@ def _exposed_devices(backend, device, table):
     if device is None or table is None:
         return {}
     if backend == "dm":
-        if not dm_available():
+        if not devmapper.available():
             return {}
         return dict((found.number, "/dev/mapper/%s" % found.name) for found in _existing_maps(device))
     disk = os.path.basename(device)
@@ -196,8 +147,12 @@ def _exposed_devices(backend, device, table):
 
 
 class PartitionsPlan(Plan):
-    def __init__(self):
+    def __init__(self, state):
         super(PartitionsPlan, self).__init__()
+        self.state = state
+        self.before = []
+        self.after = []
+        self.device = None
         self.backend = None
         self.table = None
         self.attached = False
@@ -207,23 +162,9 @@ class PartitionsPlan(Plan):
         self.source = None
         self.predicted_devices = {}
 
-    def apply(self):
-        """Run the steps; if one fails after this run attached a loop device,
-        take down what it exposed and detach it, so a failure leaks nothing."""
-        try:
-            return super(PartitionsPlan, self).apply()
-        except BaseException:
-            if self.attached and self.device:
-                name = os.path.basename(self.device)
-                try:
-                    if dm_available() and _existing_maps(self.device):
-                        _remove_maps(self.device)
-                    loopdev.detach(self.device, force=True)
-                finally:
-                    ownership.release(name)
-            raise
-
-    def result(self, check_mode):
+    def result(self, check_mode=False):
+        if self.state == "absent":
+            return {"src": self.source.path, "detached": self.detached, "skipped_devices": self.skipped}
         devices = _exposed_devices(self.backend, self.device, self.table) if not check_mode or not self.changed \
             else self.predicted_devices
         return {
@@ -234,6 +175,20 @@ class PartitionsPlan(Plan):
             "table": self.table.to_dict() if self.table is not None else None,
             "partitions": partition_facts(self.table, devices, self.source.path) if self.table else [],
         }
+
+    def diff(self):
+        return {"before": self.before[0] if len(self.before) == 1 else {"devices": self.before},
+                "after": self.after[0] if len(self.after) == 1 else {"devices": self.after}}
+
+
+def _take_down(device):
+    """Undo an attach of this run: what it exposed, the attachment, the claim."""
+    try:
+        if devmapper.available() and _existing_maps(device):
+            _remove_maps(device)
+        loopdev.detach(device, force=True)
+    finally:
+        ownership.release(os.path.basename(device))
 
 
 def _predicted_names(backend, device, table):
@@ -249,9 +204,9 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
     """Plan: a partition table on ``src`` and a block device for every partition."""
     if backend not in BACKENDS:
         raise DiskImageError("backend %r is not one of %s" % (backend, ", ".join(BACKENDS)))
-    plan = PartitionsPlan()
-    source = plan.source = Source(src)
-    table = source.read_table(sector_size)
+    plan = PartitionsPlan("present")
+    source = plan.source = _whole_disk(src)
+    table = read_source_table(source, sector_size)
 
     # The loop device: reuse one that shows the whole image the same way.
     device_number = source.loop_number
@@ -295,6 +250,8 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
 
         def attach():
             status = loopdev.attach(source.path, **options)
+            # Whatever fails later in this run, this attachment does not stay.
+            plan.undo.append(("detach %s" % status.device, lambda: _take_down(status.device)))
             ownership.claim(status.name, OWNER)
             plan.device = status.device
             plan.attached = True
@@ -362,8 +319,7 @@ def _refuse_if_signature(source):
 def _write_table(plan, source, planned, previous):
     # Take down what shows the old table before the new one goes in.
     if plan.device is not None and previous is not None:
-        if dm_available():
-            devmapper, kpartx_compat = _dm()
+        if devmapper.available():
             with devmapper.DeviceMapper() as dm:
                 kpartx_compat.remove_partition_maps(dm, kpartx_compat.describe_parent(plan.device))
         if os.path.isdir(sysfs.block_dir(os.path.basename(plan.device))):
@@ -387,7 +343,6 @@ def _plan_exposure(plan, backend, table, read_only, current):
         plan.add("expose the partitions of the table as kernel partition devices",
                  lambda: blkpg.apply(plan.device, table))
         return
-    devmapper, kpartx_compat = _dm()
     if plan.device is not None and not plan.steps:
         with devmapper.DeviceMapper() as dm:
             parent = kpartx_compat.describe_parent(plan.device)
@@ -418,8 +373,8 @@ def plan_absent(src, all_attachments=False):
     listed in ``plan.skipped``; with ``all_attachments`` their maps and partition
     devices go too, but they stay attached: they are not ours to detach.
     """
-    plan = PartitionsPlan()
-    source = plan.source = Source(src)
+    plan = PartitionsPlan("absent")
+    source = plan.source = _whole_disk(src)
     plan.table = None
     plan.backend = None
     if source.is_block:
@@ -428,7 +383,7 @@ def plan_absent(src, all_attachments=False):
         devices = [d.device for d in loopdev.find_associated(source.path)]
     for device in devices:
         name = os.path.basename(device)
-        maps = _existing_maps(device) if dm_available() else []
+        maps = _existing_maps(device) if devmapper.available() else []
         partitions = blkpg.kernel_partitions(name)
         owner = ownership.owner(name) if name.startswith("loop") else None
         owned = owner == OWNER
@@ -489,6 +444,5 @@ def _map_users(found):
 
 
 def _remove_maps(device):
-    devmapper, kpartx_compat = _dm()
     with devmapper.DeviceMapper() as dm:
         return kpartx_compat.remove_partition_maps(dm, kpartx_compat.describe_parent(device))

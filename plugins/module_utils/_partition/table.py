@@ -580,6 +580,15 @@ def _gpt_partitions(header, sector_size, total):
 # --- entry point ----------------------------------------------------------
 
 
+def read_source_table(source, sector_size=None):
+    """The partition table of an ImageSource (image file or block device), or None."""
+    try:
+        with open(source.path, "rb") as handle:
+            return read_table(handle, source.size, sector_size)
+    except (IOError, OSError) as exc:
+        raise DiskImageError.from_oserror("cannot read %s" % source.path, exc)
+
+
 def read_table(dev, size, sector_size=None):
     """Read the partition table of ``dev`` (``size`` bytes long).
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys as ms
 
 
@@ -255,26 +256,26 @@ def holders_tree(tmp_path):
 
 def test_holders_of_mount(holders_tree):
     root, (sleeper, opener, bystander) = holders_tree
-    found = {h["pid"]: h for h in ms.holders_of_mount(str(root))}
+    found = {h["pid"]: h for h in holders.holders_of_mount(str(root))}
     assert found[sleeper.pid]["uses"] == ["cwd"]
     assert found[sleeper.pid]["comm"] == "sleep"
     assert "sleep 300" in found[sleeper.pid]["cmdline"]
     assert any(u.startswith("fd ") for u in found[opener.pid]["uses"])
     assert bystander.pid not in found
     # the prefix must end at a path boundary: /…/mnt is not /…/mntX
-    assert ms.holders_of_mount(str(root) + "X") == []
+    assert holders.holders_of_mount(str(root) + "X") == []
 
 
 def test_busy_report_names_processes(holders_tree):
     root, procs = holders_tree
     sleeper = procs[0]
-    text = ms.busy_report(str(root))
+    text = holders.busy_report(str(root))
     assert "sleep (pid %d: cwd)" % sleeper.pid in text
     assert "MNT_DETACH" in text
 
 
 def test_busy_report_when_nothing_is_found(tmp_path):
-    assert "lazy unmount" in ms.busy_report(str(tmp_path))
+    assert "lazy unmount" in holders.busy_report(str(tmp_path))
 
 
 def test_loop_devices_backed_under(tmp_path):
@@ -286,7 +287,7 @@ def test_loop_devices_backed_under(tmp_path):
         if backing:
             (d / "loop").mkdir()
             (d / "loop" / "backing_file").write_text(backing)
-    assert ms.loop_devices_backed_under("/srv/imgs", str(sysfs)) == \
+    assert holders.loop_devices_backed_under("/srv/imgs", str(tmp_path / "sys")) == \
         [{"device": "/dev/loop7", "backing_file": "/srv/imgs/a.img"}]
 
 
@@ -294,10 +295,10 @@ def test_holders_skips_vanished_processes(tmp_path):
     fake = tmp_path / "proc"
     (fake / "123").mkdir(parents=True)     # no cwd, fd or maps: vanished mid-scan
     (fake / "self").mkdir()
-    assert ms.holders_of_mount("/", str(fake)) == []
+    assert holders.holders_of_mount("/", str(fake)) == []
 
 
 def test_holders_scan_is_quick(tmp_path):
     start = time.monotonic()
-    ms.holders_of_mount(str(tmp_path))
+    holders.holders_of_mount(str(tmp_path))
     assert time.monotonic() - start < 10

@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import fstab as ms
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.options import Options
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.options import requested_options
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import Selection
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.mountinfo import FstabEntry, parse_fstab_line
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
@@ -41,13 +41,13 @@ def selection(path, start=None, size=None, is_block=False):
      "/dev/sdb /mnt/x ext4 loop,offset=1048576,sizelimit=67108864 0 0"),
 ])
 def test_fstab_lines(sel, opts, fstype, line):
-    entry = ms.fstab_entry(sel, "/mnt/x", fstype, Options(opts, False, fstype))
+    entry = ms.fstab_entry(sel, "/mnt/x", fstype, requested_options(opts, False, fstype))
     assert entry.render() == line
     assert parse_fstab_line(line) == entry          # reads back the same
 
 
 def test_fstab_line_of_a_read_only_image():
-    options = Options(None, True, "ext4")
+    options = requested_options(None, True, "ext4")
     assert ms.fstab_entry(selection("/srv/raw.img"), "/mnt/x", "ext4", options).render() == \
         "/srv/raw.img /mnt/x ext4 loop,ro 0 0"
 

@@ -22,13 +22,13 @@ from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskI
     ("ro,rw", False, "ext4", False, ["ro", "rw"], False),
 ])
 def test_options(opts, read_only, fstype, optical, words, ro):
-    options = ms.Options(opts, read_only, fstype, optical)
+    options = ms.requested_options(opts, read_only, fstype, optical)
     assert options.words == words and options.read_only == ro
     assert options.explicit_ro == (bool(read_only) or (ro and fstype == "ext4"))
 
 
 def test_fstab_only_words_stay_out_of_the_kernel():
-    options = ms.Options("noatime,nofail,x-systemd.automount,noauto", False, "ext4")
+    options = ms.requested_options("noatime,nofail,x-systemd.automount,noauto", False, "ext4")
     assert options.kernel_words() == ["noatime"]
 
 
@@ -42,4 +42,4 @@ def test_fstab_only_words_stay_out_of_the_kernel():
 ])
 def test_bad_options(opts, read_only, fstype, fragment):
     with pytest.raises(DiskImageError, match=fragment):
-        ms.Options(opts, read_only, fstype)
+        ms.requested_options(opts, read_only, fstype)

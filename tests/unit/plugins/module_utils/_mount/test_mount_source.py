@@ -185,7 +185,7 @@ def disk(tmp_path):
 
 def test_select_on_an_image(disk):
     image, table = disk
-    source = ms.Source(image)
+    source = ms.MountSource(image)
     chosen = ms.select(source, "label", "third")
     part = table.partition(3)
     assert chosen.partition.number == 3 and chosen.filesystem["type"] == "ext4"
@@ -199,7 +199,7 @@ def test_select_on_an_image(disk):
 def test_a_partitioned_image_needs_a_selector(disk):
     image, _table = disk
     with pytest.raises(DiskImageError) as err:
-        ms.select(ms.Source(image))
+        ms.select(ms.MountSource(image))
     assert "holds a gpt partition table, not a filesystem: 1: linux partlabel 'empty'" in str(err.value)
     assert "3: linux partlabel 'third'"[:10] in str(err.value) and "ext4 label 'third'" in str(err.value)
     assert "partition, partlabel, partuuid, label, uuid, parttype" in str(err.value)
@@ -207,7 +207,7 @@ def test_a_partitioned_image_needs_a_selector(disk):
 
 def test_an_empty_partition_has_no_filesystem(disk):
     image, _table = disk
-    chosen = ms.select(ms.Source(image), "partition", 1)
+    chosen = ms.select(ms.MountSource(image), "partition", 1)
     with pytest.raises(DiskImageError, match="no filesystem was recognized in %s partition 1" % image):
         ms.filesystem_type(chosen)
     assert ms.filesystem_type(chosen, "ext4") == "ext4"
@@ -217,7 +217,7 @@ def test_an_empty_partition_has_no_filesystem(disk):
 
 def test_raw_image_and_whole_filesystem_selectors(tmp_path):
     image = mkfs_ext4(str(tmp_path / "raw.img"), 8 * MiB, "whole")
-    source = ms.Source(image)
+    source = ms.MountSource(image)
     assert ms.select(source).partition is None
     assert ms.select(source, "label", "whole").extent == source.extent
     with pytest.raises(DiskImageError, match="whose label is 'whole', not 'other'"):
@@ -238,4 +238,4 @@ def test_bad_sources(tmp_path, what, fragment):
     if what == "empty":
         open(path, "wb").close()
     with pytest.raises(DiskImageError, match=fragment):
-        ms.Source(path)
+        ms.MountSource(path)

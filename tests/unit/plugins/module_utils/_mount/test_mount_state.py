@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as ms
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import teardown as mount_teardown
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 
@@ -43,8 +43,8 @@ def table(monkeypatch):
         return mountinfo.parse_mountinfo("\n".join(lines))
 
     monkeypatch.setattr(mountinfo, "read_mountinfo", read_mountinfo)
-    monkeypatch.setattr(mountsys, "holders_of_mount", lambda path: [])
-    monkeypatch.setattr(mountsys, "loop_devices_backed_under", lambda path: [])
+    monkeypatch.setattr(holders, "holders_of_mount", lambda path: [])
+    monkeypatch.setattr(holders, "loop_devices_backed_under", lambda path: [])
     return lines
 
 
@@ -137,7 +137,7 @@ def test_busy_by_path_names_the_holder(tmp_path, table, monkeypatch):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     table.append(line(40, 1, "0:99", str(mnt), "tmpfs", "scratch"))
-    monkeypatch.setattr(mountsys, "holders_of_mount",
+    monkeypatch.setattr(holders, "holders_of_mount",
                         lambda path: [{"pid": 42, "comm": "sleep", "cmdline": "sleep 9", "uses": ["cwd"]}])
     with pytest.raises(DiskImageError, match=r"is busy: used by processes sleep \(pid 42: cwd\)"):
         ms.plan("unmounted", None, str(mnt))

@@ -3,8 +3,13 @@
 """When does an existing table satisfy a declared layout? Only what the layout pins counts."""
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel.blkpg import extended_length, partition_name, wanted_geometry
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.blkpg import (
+    extended_length,
+    partition_name,
+    wanted_geometry,
+)
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.state import _layout_differences, layout_specs
@@ -181,7 +186,7 @@ def fake_system(monkeypatch, tmp_path):
     owners = {"loop7": "image_partitions", "loop8": None, "loop9": "image_mount"}
     parts = {"loop7": [1], "loop8": [1, 2], "loop9": []}
     busy = set()
-    monkeypatch.setattr(partitions_state, "dm_available", lambda: False)
+    monkeypatch.setattr(devmapper, "available", lambda: False)
     monkeypatch.setattr(partitions_state.loopdev, "find_associated",
                         lambda path, offset=None: [_FakeStatus(n) for n in (7, 8, 9)])
     monkeypatch.setattr(partitions_state.ownership, "owner", lambda name, *a, **k: owners[name])
@@ -235,7 +240,7 @@ def blank(monkeypatch, tmp_path):
         handle.truncate(64 * MiB)
     attached = []
     busy = {}
-    monkeypatch.setattr(partitions_state, "dm_available", lambda: False)
+    monkeypatch.setattr(devmapper, "available", lambda: False)
     monkeypatch.setattr(partitions_state.loopdev, "find_associated",
                         lambda path, offset=None: [s for s in attached if offset is None or s.offset == offset])
     monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
