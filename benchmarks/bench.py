@@ -30,7 +30,6 @@ import bench_partitions
 import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
-from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 GROUPS = ("loop", "partitions", "dm", "roles")
 

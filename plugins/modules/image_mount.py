@@ -386,5 +386,6 @@ def main():
         fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
         lazy=params["lazy"], follow_symlinks=params["follow_symlinks"]))
 
+
 if __name__ == "__main__":
     main()

@@ -273,5 +273,6 @@ def main():
 
     run(module, make_plan)
 
+
 if __name__ == "__main__":
     main()

@@ -132,4 +132,3 @@ def test_a_bound_device_is_never_cleaned(make_image, own_number, get_free):
             loopdev.detach(mine.device)
     finally:
         loopdev.detach(theirs.device, force=True)
-

@@ -113,6 +113,31 @@ def plan_present(src, path, selector=None, fstype=None, opts=None, read_only=Fal
 
 # --- unmounted and absent -------------------------------------------------------
 
+def _take_down(state, src, path, selector, lazy, follow_symlinks, fstype):
+    """What unmounted and absent share: unmount what ``path`` holds (of ``src``,
+    or whatever it is with ``src`` None) and take down what image_mount set up
+    under it. Returns the plan and the mounts unmounted; plan.source is None
+    when ``src`` does not exist and nothing shows it."""
+    plan = MountPlan(state)
+    plan.target = Target(path, follow_symlinks)
+    table = mountinfo.read_mountinfo()
+    if src is None:
+        refuse_system_path(plan.target.path)
+        unmounting = plan_unmount_path(plan, lazy, table, fstype)
+        plan_teardown_path(plan, table, unmounting, lazy)
+        return plan, unmounting
+    refuse_root_path(plan.target.path)
+    plan.source = missing_source(plan, src, table)
+    if plan.source is None:
+        return plan, []
+    kind, value = selector if selector else (None, None)
+    plan.selection = select(plan.source, kind, value)
+    plan.fstype = plan.selection.filesystem.get("type") if plan.selection.filesystem else fstype
+    unmounting = plan_unmount(plan, lazy, table)
+    plan_teardown(plan, table, unmounting, lazy)
+    return plan, unmounting
+
+
 def plan_unmounted(src, path, selector=None, lazy=False, follow_symlinks=False, fstype=None):
     """Plan: ``path`` does not hold the source, and no loop device image_mount
     attached for it is left. A different source at ``path`` is an error.
@@ -120,24 +145,7 @@ def plan_unmounted(src, path, selector=None, lazy=False, follow_symlinks=False, 
     With ``src`` None: nothing is mounted at ``path``, and the loop device
     image_mount attached for what was is detached; ``fstype``, when given,
     must be the type of what is mounted there."""
-    plan = MountPlan("unmounted")
-    plan.target = Target(path, follow_symlinks)
-    table = mountinfo.read_mountinfo()
-    if src is None:
-        refuse_system_path(plan.target.path)
-        unmounting = plan_unmount_path(plan, lazy, table, fstype)
-        plan_teardown_path(plan, table, unmounting, lazy)
-        return plan
-    refuse_root_path(plan.target.path)
-    plan.source = missing_source(plan, src, table)
-    if plan.source is None:
-        return plan
-    kind, value = selector if selector else (None, None)
-    plan.selection = select(plan.source, kind, value)
-    plan.fstype = plan.selection.filesystem.get("type") if plan.selection.filesystem else fstype
-    unmounting = plan_unmount(plan, lazy, table)
-    plan_teardown(plan, table, unmounting, lazy)
-    return plan
+    return _take_down("unmounted", src, path, selector, lazy, follow_symlinks, fstype)[0]
 
 
 def plan_absent(src, path, selector=None, lazy=False, follow_symlinks=False, fstab=None, fstype=None):
@@ -146,29 +154,15 @@ def plan_absent(src, path, selector=None, lazy=False, follow_symlinks=False, fst
     With ``src`` None: as plan_unmounted by path, and the fstab entry for
     ``path`` is removed whatever it mounts."""
     fstab = fstab or DEFAULT_FSTAB
-    plan = MountPlan("absent")
-    plan.target = Target(path, follow_symlinks)
-    table = mountinfo.read_mountinfo()
+    plan, unmounting = _take_down("absent", src, path, selector, lazy, follow_symlinks, fstype)
     if src is None:
-        refuse_system_path(plan.target.path)
-        unmounting = plan_unmount_path(plan, lazy, table, fstype)
-        plan_teardown_path(plan, table, unmounting, lazy)
         plan_fstab_absent(plan, fstab, None, None)
-        if not lazy:
-            plan_rmdir(plan, unmounting)
-        return plan
-    refuse_root_path(plan.target.path)
-    plan.source = missing_source(plan, src, table)
-    if plan.source is None:
+    elif plan.source is None:
         plan_fstab_absent(plan, fstab, os.path.abspath(src), None)
         plan_rmdir(plan)
         return plan
-    kind, value = selector if selector else (None, None)
-    plan.selection = select(plan.source, kind, value)
-    plan.fstype = plan.selection.filesystem.get("type") if plan.selection.filesystem else fstype
-    unmounting = plan_unmount(plan, lazy, table)
-    plan_teardown(plan, table, unmounting, lazy)
-    plan_fstab_absent(plan, fstab, plan.source.path, plan.selection.offset)
+    else:
+        plan_fstab_absent(plan, fstab, plan.source.path, plan.selection.offset)
     # After a lazy unmount the directory may still be in use: leave it.
     if not lazy:
         plan_rmdir(plan, unmounting)
