@@ -3,6 +3,7 @@
 """Loop devices: attach+detach, and the associated-device lookup, against losetup
 and against the bare ioctls the core is built on."""
 
+import errno
 import fcntl
 import os
 
@@ -13,21 +14,28 @@ from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopde
 
 def bare_attach_detach(image):
     """The floor: LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD and the opens
-    they need, with no lock, no verification and no wait for the detach."""
-    control = os.open(loopdev.LOOP_CONTROL, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        number = fcntl.ioctl(control, abi.LOOP_CTL_GET_FREE)
-    finally:
-        os.close(control)
+    they need, with no lock, no verification and no wait for the detach (only
+    a retry when another program took the device first, or it would fail)."""
     backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
     try:
-        device = os.open(loopdev.device_path(number), os.O_RDWR | os.O_CLOEXEC)
-        try:
-            info = abi.LoopInfo(file_name=image)
-            fcntl.ioctl(device, abi.LOOP_CONFIGURE, abi.pack_config(backing, 0, info))
-            fcntl.ioctl(device, abi.LOOP_CLR_FD, 0)
-        finally:
-            os.close(device)
+        while True:
+            control = os.open(loopdev.LOOP_CONTROL, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                number = fcntl.ioctl(control, abi.LOOP_CTL_GET_FREE)
+            finally:
+                os.close(control)
+            device = os.open(loopdev.device_path(number), os.O_RDWR | os.O_CLOEXEC)
+            try:
+                try:
+                    fcntl.ioctl(device, abi.LOOP_CONFIGURE, abi.pack_config(backing, 0, abi.LoopInfo(file_name=image)))
+                except OSError as exc:
+                    if exc.errno == errno.EBUSY:
+                        continue
+                    raise
+                fcntl.ioctl(device, abi.LOOP_CLR_FD, 0)
+                return
+            finally:
+                os.close(device)
     finally:
         os.close(backing)
 
