@@ -351,8 +351,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import locks, mount_source, mount_state
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, source as mount_source, state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 
 class ImageMountModule(AnsibleModule):
@@ -393,25 +393,11 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    held = locks.Locks(locks.mount_plan_keys, module.check_mode)
-    try:
-        # Plan and apply under the locks of the path, the fstab file, the image
-        # and the bytes mounted (locks.py gives their order), so a racing run
-        # finds this one's mount.
-        with held:
-            plan = held.settle(lambda: mount_state.plan(
-                params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
-                fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
-                lazy=params["lazy"], follow_symlinks=params["follow_symlinks"]),
-                locks.mount_keys(params["state"], params["src"], params["path"], params["fstab"]))
-            if not module.check_mode:
-                plan.apply()
-            result = plan.report(module.check_mode)
-    except DiskImageError as exc:
-        module.fail_json(**exc.to_result())
-    for warning in held.warnings + plan.warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    run(module, lambda: mount_state.plan(
+        params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
+        fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
+        lazy=params["lazy"], follow_symlinks=params["follow_symlinks"]),
+        locks.for_mount(params["state"], params["src"], params["path"], params["fstab"], module.check_mode))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ import time
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loop_state, partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 from .conftest import MiB, losetup_json, release_under
 from .test_image_mount import ensure_unmounted, make_fs, partitioned
@@ -44,8 +46,9 @@ COLLECTIONS_ROOT = [path for path in sys.path
 DRIVER = r"""
 import os, runpy, sys, time
 import ansible.module_utils.basic as basic
-from ansible_collections.diskimage.loop.plugins.module_utils import (
-    loop_state, mount_plan, mount_state, partitions_state)
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, plan as mount_plan, state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 module, args, here, index, rounds = sys.argv[1:6]
 hold = os.environ.get("RACE_HOLD")
 if hold:
@@ -108,12 +111,12 @@ class Race(object):
         results = []
         for index, proc in enumerate(self.procs):
             done = os.path.join(self.dir, "rc%d-%d" % (n, index))
-            while not os.path.exists(done):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    self.kill()
-                    raise AssertionError("run %d of round %d ended without a result: %s" % (
-                        index, n, proc.communicate()))
-                time.sleep(0.01)
+            wait_until(lambda: os.path.exists(done) or proc.poll() is not None,
+                       max(0.0, deadline - time.monotonic()), interval=0.01)
+            if not os.path.exists(done):
+                self.kill()
+                raise AssertionError("run %d of round %d ended without a result: %s" % (
+                    index, n, proc.communicate()))
             with open(os.path.join(self.dir, "out%d-%d" % (n, index))) as handle:
                 stdout = handle.read()
             try:
@@ -182,9 +185,7 @@ def take_down(image, paths):
             if not mounts_at(path):
                 break
             ensure_unmounted(image, path, selector=("partition", partition))
-    deadline = time.monotonic() + 5
-    while loops_of(image) and time.monotonic() < deadline:
-        time.sleep(0.05)  # autoclear detaches on the last close, a moment later
+    wait_until(lambda: not loops_of(image), 5, interval=0.05)  # autoclear detaches on the last close, a moment later
     assert not any(mounts_at(path) for path, _partition in paths) and not loops_of(image)
 
 
@@ -253,9 +254,8 @@ def test_mounted_and_unmounted_racing_on_one_path(workdir, disk):
         stack = mounts_at(mnt)
         # Either way one consistent state: mounted once over one loop device, or neither.
         assert len(stack) <= 1, stack
-        deadline = time.monotonic() + 5
-        while not stack and loops_of(disk) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        if not stack:
+            wait_until(lambda: not loops_of(disk), 5, interval=0.05)  # autoclear, a moment after the umount
         assert len(loops_of(disk)) == len(stack), (stack, loops_of(disk))
 
 
@@ -277,10 +277,8 @@ def test_a_run_killed_while_holding_its_locks_lets_the_next_proceed(workdir, dis
     try:
         with Race(workdir, [mount_args(disk, mnt)], rounds=1, env={"RACE_HOLD": holding}) as holder:
             holder.go(0)
-            deadline = time.monotonic() + 60
-            while not os.path.exists(holding):
-                assert holder.procs[0].poll() is None and time.monotonic() < deadline
-                time.sleep(0.01)
+            wait_until(lambda: os.path.exists(holding) or holder.procs[0].poll() is not None, 60, interval=0.01)
+            assert os.path.exists(holding) and holder.procs[0].poll() is None
             os.kill(holder.procs[0].pid, signal.SIGKILL)
             assert holder.procs[0].wait() == -signal.SIGKILL
         with Race(workdir, [mount_args(disk, mnt)] * RUNS, rounds=1) as race:
