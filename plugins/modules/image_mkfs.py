@@ -136,6 +136,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.diskimage.loop.plugins.module_utils import blockdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._reproducible import ids, mkfs, tree as trees
 
@@ -258,6 +259,11 @@ def main():
         if p["source_date_epoch"] is not None and p["source_date_epoch"] < 0:
             raise DiskImageError("source_date_epoch must not be negative")
         for fs in p["filesystems"]:
+            name = fs["device"][len("/dev/"):] if fs["device"].startswith("/dev/") else ""
+            if name and "/" not in name and not os.path.exists(fs["device"]):
+                # The kernel has the partition but /dev has no node (yet): a container's
+                # snapshot of /dev, or devtmpfs catching up after a loop device was reused.
+                blockdev.node_for(name)
             try:
                 st = os.stat(fs["device"])
             except OSError as exc:
