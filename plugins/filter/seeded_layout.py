@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: seeded_layout
 short_description: Fill a partition layout's disk identifier and partition UUIDs from a seed
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Returns the layout (as M(diskimage.loop.image_partitions) takes it) with C(disk_id) and, on
     gpt, each partition's C(uuid) set wherever none is declared, derived from the seed instead of

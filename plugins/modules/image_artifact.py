@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: image_artifact
 short_description: Compressed copies, a bmap file and a checksum file of a disk image
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes the files an image is shipped as, next to the image - compressed copies (C(.zst),
     C(.xz)), a block map for C(bmaptool copy) (C(.bmap), bmap format 2.0 with a checksum per

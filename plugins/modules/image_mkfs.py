@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: image_mkfs
 short_description: Make filesystems on partitions from a directory tree, reproducibly
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes a filesystem on each partition device given, with the content of its part of a
     directory tree - the tree is split at the mount points, so C(/boot) goes to the partition
