@@ -69,14 +69,13 @@ def split(tree, mountpoints, epoch):
             os.utime(inside, ns=(when, when))
             parts[mnt] = target
     except BaseException:
-        join(moved)
+        join(moved, aside)
         raise
     return parts, moved
 
 
-def join(moved):
+def join(moved, aside=None):
     """Undo split(): put every subtree back over its empty mount point directory."""
-    aside = None
     for target, inside in reversed(moved):
         if os.path.isdir(inside) and not os.path.islink(inside):
             os.rmdir(inside)
