@@ -34,6 +34,7 @@ attributes:
     description: Reports which files would be written, and writes none.
   diff_mode:
     support: none
+    description: The files it writes are derived from the image; there is nothing to compare.
 options:
   src:
     description: The image file.
@@ -116,7 +117,7 @@ image:
     path: {description: The image file., type: str}
     size: {description: Its size in bytes., type: int}
     mapped_bytes: {description: Bytes in blocks that are not all zeros., type: int}
-    checksum: {description: Its checksum, with the algorithm of O(checksum) (sha256 when none)., type: str}
+    checksum: {description: "Its checksum, with the algorithm of O(checksum) (sha256 when none).", type: str}
   sample: {path: /srv/images/disk.img, size: 268435456, mapped_bytes: 9437184, checksum: "3b0c44298fc1..."}
 artifacts:
   description: Every file the declaration asks for, in the order they are written.
@@ -126,8 +127,8 @@ artifacts:
   contains:
     kind: {description: "V(zstd), V(xz), V(bmap) or V(checksums).", type: str}
     path: {description: The file., type: str}
-    size: {description: Its size in bytes (none when nothing was written)., type: int}
-    checksum: {description: Its checksum as listed in the checksum file (none for that file itself)., type: str}
+    size: {description: "Its size in bytes (none when nothing had to be written).", type: int}
+    checksum: {description: "Its checksum as listed in the checksum file (none for that file itself).", type: str}
     written: {description: Whether this run wrote it., type: bool}
   sample: [{kind: zstd, path: /srv/images/disk.img.zst, size: 812345, checksum: "9f86d08...", written: true}]
 checksum_path:

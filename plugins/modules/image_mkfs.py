@@ -27,7 +27,7 @@ description:
     copied with C(mkfs.btrfs --rootdir), or by mounting the new filesystem.
   - Formats every device given, whatever it holds - the caller decides what may be formatted.
     A device that is mounted is refused before anything is changed.
-  - Used by the M(diskimage.loop.image_build) role for O(image_build_reproducible) builds.
+  - Used by the M(diskimage.loop.image_build) role for reproducible builds (C(image_build_reproducible)).
 author:
   - diskimage.loop contributors (@diskimage)
 attributes:
@@ -36,6 +36,7 @@ attributes:
     description: Reports the commands it would run, and runs none.
   diff_mode:
     support: none
+    description: A new filesystem has no before to compare with.
 options:
   filesystems:
     description: The filesystems to make, in order.
@@ -117,9 +118,9 @@ filesystems:
   contains:
     device: {description: The device., type: str}
     fstype: {description: The filesystem type., type: str}
-    uuid: {description: The UUID given to it, or null when mkfs chose one., type: str}
+    uuid: {description: "The UUID given to it, or null when mkfs chose one.", type: str}
     argv: {description: The mkfs command., type: list, elements: str}
-    reproducible: {description: Whether the bytes are the same from build to build (false without O(source_date_epoch))., type: bool}
+    reproducible: {description: "Whether the bytes are the same from build to build (false without O(source_date_epoch)).", type: bool}
   sample: [{device: /dev/loop0p2, fstype: ext4, uuid: 0e7b3d5a-..., argv: [mke2fs, -t, ext4], reproducible: true}]
 clamped:
   description: How many paths in O(tree) had their times clamped.

@@ -70,7 +70,8 @@ def test_clamp_sets_atime_and_mtime_to_at_most_the_epoch(tmp_path):
     old.write_text("o")
     os.utime(str(old), (1000, 1000))
     # listed before the clamp: reading a directory afterwards would update its atime
-    paths = [d for d, _, _ in os.walk(str(top))] + [os.path.join(d, n) for d, _, fs in os.walk(str(top)) for n in fs]
+    walked = list(os.walk(str(top)))
+    paths = [entry[0] for entry in walked] + [os.path.join(entry[0], name) for entry in walked for name in entry[2]]
     assert tree.clamp_times(str(top), EPOCH) > 0
     for path in paths:
         st = os.lstat(path)
