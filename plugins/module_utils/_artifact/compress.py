@@ -42,32 +42,29 @@ except ImportError:  # pragma: no cover - depends on the Python version
     _stdlib_zstd = None
 
 
-class _Xz(object):
-    name = "xz"
-    backend = "python-lzma"
+class _InProcess(object):
+    """A compressor of the Python standard library: one stream per call."""
 
-    def __init__(self, level):
-        self.level = level
+    def __init__(self, name, backend_name, make):
+        self.name = name
+        self.backend = backend_name
+        self.make = make
 
     def compress_to(self, chunks, out):
-        comp = lzma.LZMACompressor(format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=self.level)
+        comp = self.make()
         for chunk in chunks:
             out.write(comp.compress(chunk))
         out.write(comp.flush())
 
 
-class _StdlibZstd(object):
-    name = "zstd"
-    backend = "python-compression.zstd"
+def _xz(level):
+    return _InProcess("xz", "python-lzma", lambda: lzma.LZMACompressor(
+        format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=level))
 
-    def __init__(self, level):
-        self.level = level
 
-    def compress_to(self, chunks, out):
-        comp = _stdlib_zstd.ZstdCompressor(level=self.level, options={_stdlib_zstd.CParameter.checksum_flag: 1})
-        for chunk in chunks:
-            out.write(comp.compress(chunk))
-        out.write(comp.flush())
+def _stdlib_zstd_backend(level):
+    return _InProcess("zstd", "python-compression.zstd", lambda: _stdlib_zstd.ZstdCompressor(
+        level=level, options={_stdlib_zstd.CParameter.checksum_flag: 1}))
 
 
 class _ZstdProgram(object):
@@ -101,11 +98,11 @@ def backend(fmt, level=None, which=shutil.which):
     if fmt == "xz":
         if not 0 <= level <= 9:
             raise DiskImageError("xz compression level %d is out of range; use 0 to 9" % level)
-        return _Xz(level)
+        return _xz(level)
     if not 1 <= level <= 22:
         raise DiskImageError("zstd compression level %d is out of range; use 1 to 22" % level)
     if _stdlib_zstd is not None:
-        return _StdlibZstd(level)
+        return _stdlib_zstd_backend(level)
     program = which("zstd")
     if not program:
         raise DiskImageError(
