@@ -131,3 +131,15 @@ def test_write_lists_every_artifact_in_the_checksum_file(image, tmp_path):
     assert all(a["written"] for a in artifacts)
     assert oct(os.stat(image + ".xz").st_mode & 0o777) == "0o640"
     assert not [n for n in os.listdir(str(tmp_path)) if n.endswith(".part")]
+
+
+@pytest.mark.skipif(not shutil.which("bmaptool"), reason="needs bmap-tools")
+def test_bmaptool_copy_of_the_compressed_image_is_the_image(image, tmp_path):
+    plan = outputs.Plan(image, ["xz"], 0, True, "sha256", None)
+    outputs.write(plan, plan.stale(), 0o644)
+    copy = str(tmp_path / "copy.img")
+    subprocess.run(["bmaptool", "-q", "copy", "--bmap", image + ".bmap", image + ".xz", copy], check=True)
+    with open(image, "rb") as want, open(copy, "rb") as got:
+        assert want.read() == got.read()
+    subprocess.run(["sha256sum", "--check", "--strict", "--quiet", os.path.basename(plan.checksum_path)],
+                   cwd=str(tmp_path), check=True)
