@@ -73,7 +73,7 @@ def _write_atomically(path, mode, writer):
 def write(plan, todo, mode, digest_of=checksums.file_digest):
     """Write the stale artifacts; return their descriptions and the image's."""
     backends = dict((fmt, compress.backend(fmt, plan.level)) for fmt in plan.formats)
-    scan = extents.scan(plan.src, plan.algorithm or "sha256")
+    scan = extents.scan(plan.src, plan.algorithm or "sha256", image_digest=bool(plan.algorithm))
     written = {}
     for kind, path in todo:
         if kind in compress.FORMATS:

@@ -89,3 +89,10 @@ def test_data_extents_skip_holes(tmp_path):
     covered = sum(end - start for start, end in found)
     assert covered < 64 * MiB or len(found) == 1  # a file system without holes reports it whole
     assert any(start <= 32 * MiB < end for start, end in found)
+
+
+def test_a_scan_without_the_image_digest_finds_the_same_runs(tmp_path):
+    path = _image(tmp_path / "n.img", 4 * MiB, [(BS, b"q"), (3 * MiB, b"r")])
+    with_digest, without = extents.scan(path), extents.scan(path, image_digest=False)
+    assert without.digest is None and with_digest.digest == _whole_digest(path)
+    assert without.runs == with_digest.runs
