@@ -117,7 +117,7 @@ image:
     path: {description: The image file., type: str}
     size: {description: Its size in bytes., type: int}
     mapped_bytes: {description: Bytes in blocks that are not all zeros., type: int}
-    checksum: {description: "Its checksum, with the algorithm of O(checksum) (sha256 when none).", type: str}
+    checksum: {description: "Its checksum, with the algorithm of O(checksum); null when O(checksum) is empty.", type: str}
   sample: {path: /srv/images/disk.img, size: 268435456, mapped_bytes: 9437184, checksum: "3b0c44298fc1..."}
 artifacts:
   description: Every file the declaration asks for, in the order they are written.
