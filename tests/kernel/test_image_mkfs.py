@@ -83,13 +83,13 @@ def test_same_tree_and_seed_give_the_same_bytes(workdir, make_image):
     start = 1 * MiB
     root_start = start + 34 * MiB
     listing = subprocess.run(["debugfs", "-R", "ls -l /etc", "%s?offset=%d" % (one, root_start)],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, check=True).stdout
     assert "hostname" in listing and "14-Nov-2023" in listing
     efi = subprocess.run(["mdir", "-b", "-i", "%s@@%d" % (one, start), "::/loader"], stdout=subprocess.PIPE,
-                         universal_newlines=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1")).stdout
+                         universal_newlines=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"), check=True).stdout
     assert "loader.conf" in efi.lower()
     probe = subprocess.run(["blkid", "-p", "-o", "export", "-O", str(root_start), one], stdout=subprocess.PIPE,
-                           universal_newlines=True).stdout
+                           universal_newlines=True, check=True).stdout
     assert "UUID=%s" % made["filesystems"][1]["uuid"] in probe
 
 
