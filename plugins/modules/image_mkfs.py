@@ -27,7 +27,7 @@ description:
     copied with C(mkfs.btrfs --rootdir), or by mounting the new filesystem.
   - Formats every device given, whatever it holds - the caller decides what may be formatted.
     A device that is mounted is refused before anything is changed.
-  - Used by the M(diskimage.loop.image_build) role for reproducible builds (C(image_build_reproducible)).
+  - Used by the C(diskimage.loop.image_build) role for reproducible builds (C(image_build_reproducible)).
 author:
   - diskimage.loop contributors (@diskimage)
 attributes:
