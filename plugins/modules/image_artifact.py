@@ -33,8 +33,8 @@ attributes:
     support: full
     description: Reports which files would be written, and writes none.
   diff_mode:
-    support: none
-    description: The files it writes are derived from the image; there is nothing to compare.
+    support: full
+    description: Each file's state before (absent, older than the image, up to date) and after.
 options:
   src:
     description: The image file.
@@ -141,12 +141,26 @@ backends:
   returned: when something was compressed
   type: dict
   sample: {zstd: zstd-program}
+actions:
+  description: What the task did (or would do in check mode), in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["write zstd /srv/images/disk.img.zst", "write /srv/images/disk.img.SHA256SUMS"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 from ansible_collections.diskimage.loop.plugins.module_utils._artifact import compress, outputs
+
+
+def file_mode(text):
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise DiskImageError("mode %r is not an octal file mode such as 0644" % text)
 
 
 def main():
@@ -164,33 +178,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    try:
-        mode = int(p["mode"], 8)
-    except ValueError:
-        module.fail_json(msg="mode %r is not an octal file mode such as 0644" % p["mode"])
-    formats = list(dict.fromkeys(p["compress"]))
-    plan = outputs.Plan(p["src"], formats, p["compress_level"], p["bmap"], p["checksum"], p["checksum_path"])
-    result = {"changed": False, "image": {}, "checksum_path": plan.checksum_path,
-              "artifacts": [{"kind": kind, "path": path, "size": None, "checksum": None, "written": False}
-                            for kind, path in plan.paths]}
-    try:
-        for fmt in formats:
-            compress.backend(fmt, p["compress_level"])  # a missing backend fails before anything is written
-        todo = plan.paths if p["force"] else plan.stale()
-        if not todo:
-            module.exit_json(**result)
-        result["changed"] = True
-        if module.check_mode:
-            for artifact in result["artifacts"]:
-                artifact["written"] = (artifact["kind"], artifact["path"]) in todo
-            module.exit_json(**result)
-        image, artifacts, backends = outputs.write(plan, todo, mode)
-    except DiskImageError as exc:
-        module.fail_json(**dict(result, **exc.to_result()))
-    except (IOError, OSError) as exc:
-        module.fail_json(**dict(result, **DiskImageError.from_oserror("writing the artifacts of %s" % p["src"], exc).to_result()))
-    result.update(image=image, artifacts=artifacts, backends=backends)
-    module.exit_json(**result)
+    run(module, lambda: outputs.plan_artifacts(
+        p["src"], list(dict.fromkeys(p["compress"])), p["compress_level"], p["bmap"], p["checksum"],
+        p["checksum_path"], file_mode(p["mode"]), p["force"]))
 
 
 if __name__ == "__main__":

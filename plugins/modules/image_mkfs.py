@@ -35,8 +35,8 @@ attributes:
     support: full
     description: Reports the commands it would run, and runs none.
   diff_mode:
-    support: none
-    description: A new filesystem has no before to compare with.
+    support: full
+    description: What each device held before (type, UUID, label, as probed) and the filesystem made on it.
 options:
   filesystems:
     description: The filesystems to make, in order.
@@ -127,110 +127,18 @@ clamped:
   returned: success
   type: int
   sample: 12
+actions:
+  description: What the task did (or would do in check mode), in words.
+  returned: always
+  type: list
+  elements: str
+  sample: ["make ext4 on /dev/loop0p2"]
 """
-
-import os
-import shutil
-import stat
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import blockdev
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils._reproducible import ids, mkfs, tree as trees
-
-
-def _mounted(device):
-    """Whether the block device is mounted anywhere (its numbers in /proc/self/mountinfo)."""
-    st = os.stat(device)
-    wanted = "%d:%d" % (os.major(st.st_rdev), os.minor(st.st_rdev))
-    with open("/proc/self/mountinfo") as handle:
-        return any(line.split(" ")[2] == wanted for line in handle)
-
-
-def _relative_paths(top):
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in sorted(dirnames + filenames):
-            yield os.path.relpath(os.path.join(dirpath, name), top)
-
-
-def _utc(epoch):
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
-
-
-class Maker(object):
-    def __init__(self, module):
-        self.module = module
-        self.epoch = module.params["source_date_epoch"]
-
-    def run(self, argv, env=None, what=None):
-        rc, out, err = self.module.run_command(argv, environ_update=env or {})
-        if rc != 0:
-            raise DiskImageError("%s failed (exit status %d): %s" % (what or argv[0], rc, (err or out).strip() or "no message"))
-
-    def mcopy(self, fs, content):
-        names = sorted(os.listdir(content))
-        if not names:
-            return
-        argv = ["mcopy", "-s", "-p", "-m", "-Q", "-i", fs["device"]] + [os.path.join(content, n) for n in names] + ["::/"]
-        env = {"MTOOLS_SKIP_CHECK": "1", "TZ": "UTC"}
-        if self.epoch is not None:
-            faketime = shutil.which("faketime")
-            if faketime:
-                argv = [faketime, "-f", _utc(self.epoch)] + argv
-            else:
-                self.module.warn("vfat on %s: mcopy stamps creation dates with the time of the build; install "
-                                 "faketime to make them %s" % (fs["device"], _utc(self.epoch)))
-        self.run(argv, env, "mcopy into %s" % fs["device"])
-
-    def mount_copy(self, fs, content, fstype):
-        from ansible_collections.diskimage.loop.plugins.module_utils import mountsys
-        where = tempfile.mkdtemp(prefix="image_mkfs.")
-        try:
-            mountsys.mount(fs["device"], where, fstype)
-            try:
-                trees.copy_into(content, where)
-                if self.epoch is not None:
-                    trees.clamp_times(where, self.epoch)
-            finally:
-                mountsys.umount2(where)
-        finally:
-            os.rmdir(where)
-
-    def make(self, fs, content):
-        fs_uuid = fs.get("uuid")
-        seed = self.module.params["seed"]
-        if not fs_uuid and seed is not None and fs.get("partuuid"):
-            fs_uuid = ids.filesystem_uuid(seed, fs["partuuid"])
-        has_content = content is not None and bool(os.listdir(content))
-        recipe = mkfs.recipe(fs, fs_uuid, self.epoch, has_content)
-        argv = [content if a == "@CONTENT@" else a for a in recipe.argv]
-        if recipe.warning:
-            self.module.warn(recipe.warning)
-        report = {"device": fs["device"], "fstype": fs["fstype"], "uuid": fs_uuid, "argv": argv,
-                  "reproducible": self.epoch is not None and fs_uuid is not None and not recipe.warning}
-        if self.module.check_mode:
-            return report
-        self.run(argv, recipe.env, "making %s on %s" % (fs["fstype"], fs["device"]))
-        if recipe.content == "mkfs" and self.epoch is not None and fs["fstype"] in mkfs.EXT:
-            self.fix_ext_ctimes(fs, content)
-        elif recipe.content == "mcopy":
-            self.mcopy(fs, content)
-        elif recipe.content == "mount":
-            self.mount_copy(fs, content, mkfs.ALIASES.get(fs["fstype"], fs["fstype"]))
-        return report
-
-    def fix_ext_ctimes(self, fs, content):
-        requests = mkfs.debugfs_ctime_commands(content, self.epoch, _relative_paths)
-        if not requests:
-            return
-        with tempfile.NamedTemporaryFile("w", prefix="image_mkfs.", suffix=".debugfs") as cmds:
-            cmds.write(requests)
-            cmds.flush()
-            self.run(["debugfs", "-w", "-f", cmds.name, fs["device"]], {"E2FSPROGS_FAKE_TIME": str(self.epoch)},
-                     "setting the ctimes on %s with debugfs" % fs["device"])
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
+from ansible_collections.diskimage.loop.plugins.module_utils._reproducible.filesystems import plan_filesystems
 
 
 def main():
@@ -253,45 +161,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    result = {"changed": True, "filesystems": [], "clamped": 0}
-    maker = Maker(module)
-    moved = []
-    try:
-        if p["source_date_epoch"] is not None and p["source_date_epoch"] < 0:
-            raise DiskImageError("source_date_epoch must not be negative")
-        for fs in p["filesystems"]:
-            name = fs["device"][len("/dev/"):] if fs["device"].startswith("/dev/") else ""
-            if name and "/" not in name and not os.path.exists(fs["device"]):
-                # The kernel has the partition but /dev has no node (yet): a container's
-                # snapshot of /dev, or devtmpfs catching up after a loop device was reused.
-                blockdev.node_for(name)
-            try:
-                st = os.stat(fs["device"])
-            except OSError as exc:
-                raise DiskImageError.from_oserror("cannot use %s" % fs["device"], exc)
-            if not stat.S_ISBLK(st.st_mode):
-                raise DiskImageError("%s is not a block device" % fs["device"], hint="Give the partition's device, such as /dev/loop0p1")
-            if _mounted(fs["device"]):
-                raise DiskImageError("%s is mounted" % fs["device"], hint="Unmount it first; nothing was formatted")
-        if p["tree"] is not None and not os.path.isdir(p["tree"]):
-            raise DiskImageError("the tree %s is not a directory" % p["tree"])
-        parts = {}
-        if p["tree"] is not None and not module.check_mode:
-            if p["source_date_epoch"] is not None:
-                result["clamped"] = trees.clamp_times(p["tree"], p["source_date_epoch"])
-            mountpoints = [fs["mountpoint"].rstrip("/") or "/" for fs in p["filesystems"] if fs.get("mountpoint")]
-            parts, moved = trees.split(p["tree"], mountpoints, p["source_date_epoch"] or 2 ** 40)
-        for fs in p["filesystems"]:
-            mnt = (fs.get("mountpoint") or "").rstrip("/") or ("/" if fs.get("mountpoint") else None)
-            result["filesystems"].append(maker.make(fs, parts.get(mnt)))
-    except DiskImageError as exc:
-        module.fail_json(**dict(result, **exc.to_result()))
-    except (IOError, OSError) as exc:
-        module.fail_json(**dict(result, **DiskImageError.from_oserror("making the filesystems", exc).to_result()))
-    finally:
-        if moved:
-            trees.join(moved)
-    module.exit_json(**result)
+    run(module, lambda: plan_filesystems(p["filesystems"], p["tree"], p["seed"], p["source_date_epoch"],
+                                         module.run_command))
 
 
 if __name__ == "__main__":

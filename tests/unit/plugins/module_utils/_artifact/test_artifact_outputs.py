@@ -104,9 +104,10 @@ def test_checksum_lines_read_by_sha256sum(tmp_path):
 
 
 def test_plan_names_and_staleness(image):
-    plan = outputs.Plan(image, ["zstd", "xz"], None, True, "sha256", None)
+    plan = outputs.ArtifactPlan(image, ["zstd", "xz"], None, True, "sha256", None)
     assert [entry[1] for entry in plan.paths] == [image + ".zst", image + ".xz", image + ".bmap", image + ".SHA256SUMS"]
     assert plan.stale() == plan.paths
+    assert set(plan.states.values()) == {"absent"}
     image_mtime = os.stat(image).st_mtime_ns
     for path in [entry[1] for entry in plan.paths]:
         open(path, "w").close()
@@ -114,29 +115,54 @@ def test_plan_names_and_staleness(image):
     assert plan.stale() == []
     os.utime(image + ".xz", ns=(image_mtime - 10 ** 9, image_mtime - 10 ** 9))
     assert plan.stale() == [("xz", image + ".xz"), ("checksums", image + ".SHA256SUMS")]
+    assert plan.states[image + ".xz"] == "older than the image"
 
 
 def test_missing_image_is_a_clear_error(tmp_path):
     with pytest.raises(DiskImageError, match="Build the image first"):
-        outputs.Plan(str(tmp_path / "none.img"), [], None, False, "sha256", None).stale()
+        outputs.plan_artifacts(str(tmp_path / "none.img"), [])
+
+
+def test_a_directory_is_not_an_image(tmp_path):
+    with pytest.raises(DiskImageError, match="is a directory"):
+        outputs.plan_artifacts(str(tmp_path), ["xz"])
+
+
+def test_nothing_stale_is_no_step(image):
+    outputs.plan_artifacts(image, ["xz"], 0, True).apply()
+    again = outputs.plan_artifacts(image, ["xz"], 0, True)
+    report = again.report()
+    assert report["changed"] is False and report["actions"] == []
+    assert [a["written"] for a in report["artifacts"]] == [False, False, False]
+    assert report["diff"]["before"] == report["diff"]["after"]
+
+
+def test_check_mode_report_names_what_would_be_written(image, tmp_path):
+    plan = outputs.plan_artifacts(image, ["xz"], 0, True)
+    report = plan.report(check_mode=True)
+    assert report["changed"] is True
+    assert report["actions"] == ["write xz %s.xz" % image, "write bmap %s.bmap" % image,
+                                 "write %s.SHA256SUMS" % image]
+    assert all(a["written"] for a in report["artifacts"]) and report["image"] == {}
+    assert report["diff"]["before"]["artifacts"][image + ".xz"] == "absent"
+    assert os.listdir(str(tmp_path)) == ["disk.img"]
 
 
 def test_write_lists_every_artifact_in_the_checksum_file(image, tmp_path):
-    plan = outputs.Plan(image, ["xz"], 0, True, "sha256", None)
-    img, artifacts, backends = outputs.write(plan, plan.stale(), 0o640)
-    assert backends == {"xz": "python-lzma"}
-    assert img["mapped_bytes"] == 5 * BS
+    plan = outputs.plan_artifacts(image, ["xz"], 0, True, mode=0o640).apply()
+    report = plan.report()
+    assert report["backends"] == {"xz": "python-lzma"}
+    assert report["image"]["mapped_bytes"] == 5 * BS
     lines = (tmp_path / "disk.img.SHA256SUMS").read_text().splitlines()
     assert [re.split(" +", line)[1] for line in lines] == ["disk.img", "disk.img.xz", "disk.img.bmap"]
-    assert all(a["written"] for a in artifacts)
+    assert all(a["written"] for a in report["artifacts"])
     assert oct(os.stat(image + ".xz").st_mode & 0o777) == "0o640"
     assert not [n for n in os.listdir(str(tmp_path)) if n.endswith(".part")]
 
 
 @pytest.mark.skipif(not shutil.which("bmaptool"), reason="needs bmap-tools")
 def test_bmaptool_copy_of_the_compressed_image_is_the_image(image, tmp_path):
-    plan = outputs.Plan(image, ["xz"], 0, True, "sha256", None)
-    outputs.write(plan, plan.stale(), 0o644)
+    plan = outputs.plan_artifacts(image, ["xz"], 0, True).apply()
     copy = str(tmp_path / "copy.img")
     subprocess.run(["bmaptool", "-q", "copy", "--bmap", image + ".bmap", image + ".xz", copy], check=True)
     with open(image, "rb") as want, open(copy, "rb") as got:
