@@ -43,18 +43,37 @@ def _tree(path):
     return path
 
 
-def _build(image, tree, seed):
+def _snapshot(image, tree):
+    """The image's bytes and every path of the tree with its mtime."""
+    paths = sorted((os.path.relpath(os.path.join(d, n), tree), os.lstat(os.path.join(d, n)).st_mtime_ns)
+                   for d, dirs, files in os.walk(os.path.dirname(tree)) for n in dirs + files)
+    return _sha256(image), paths
+
+
+def _build(image, tree, seed, check_first=False):
     layout = ids.seeded_layout(LAYOUT, seed)
     table = run_module("image_partitions", src=image, layout=layout)
     assert table["rc"] == 0, table
     try:
         devices = [p["device"] for p in table["partitions"]]
         uuids = [p["uuid"] for p in table["partitions"]]
-        made = run_module("image_mkfs", tree=tree, seed=seed, source_date_epoch=EPOCH, filesystems=[
+        args = dict(tree=tree, seed=seed, source_date_epoch=EPOCH, filesystems=[
             {"device": devices[0], "fstype": "vfat", "label": "ESP", "mountpoint": "/efi", "partuuid": uuids[0]},
             {"device": devices[1], "fstype": "ext4", "label": "root", "mountpoint": "/", "partuuid": uuids[1]},
             {"device": devices[2], "fstype": "swap", "label": "swap", "partuuid": uuids[2]}])
+        planned = None
+        if check_first:
+            before = _snapshot(image, tree)
+            planned = run_module("image_mkfs", check_mode=True, **args)
+            assert planned["rc"] == 0 and planned["changed"], planned
+            assert _snapshot(image, tree) == before, "check mode changed the image or the tree"
+            assert [fs["type"] for fs in planned["diff"]["before"]["filesystems"]] == [None, None, None]
+        made = run_module("image_mkfs", **args)
         assert made["rc"] == 0, made
+        if planned is not None:
+            assert [fs["argv"] for fs in planned["filesystems"]] == [fs["argv"] for fs in made["filesystems"]]
+            assert planned["actions"] == made["actions"]
+            assert [fs["type"] for fs in made["diff"]["after"]["filesystems"]] == ["vfat", "ext4", "swap"]
         return made
     finally:
         gone = run_module("image_partitions", src=image, state="absent")
@@ -70,7 +89,7 @@ def test_same_tree_and_seed_give_the_same_bytes(workdir, make_image):
     one = make_image("one.img", 64 * MiB)
     two = make_image("two.img", 64 * MiB)
     other = make_image("other.img", 64 * MiB)
-    made = _build(one, _tree(str(workdir / "a" / "tree")), "kernel-test")
+    made = _build(one, _tree(str(workdir / "a" / "tree")), "kernel-test", check_first=True)
     time.sleep(1.1)
     _build(two, _tree(str(workdir / "b" / "deeper" / "tree")), "kernel-test")
     _build(other, _tree(str(workdir / "c" / "tree")), "another-seed")
