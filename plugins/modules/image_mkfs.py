@@ -26,7 +26,8 @@ description:
     of the build; the module warns that such a filesystem is not reproducible. Their content is
     copied with C(mkfs.btrfs --rootdir), or by mounting the new filesystem.
   - Formats every device given, whatever it holds - the caller decides what may be formatted.
-    A device that is mounted is refused before anything is changed.
+    A device that is mounted or otherwise in use (held by a device-mapper map, opened
+    exclusively) is refused before anything is changed.
   - Used by the C(diskimage.loop.image_build) role for reproducible builds (C(image_build_reproducible)).
 author:
   - diskimage.loop contributors (@diskimage)
