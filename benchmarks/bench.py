@@ -13,7 +13,8 @@ everything it attached, mapped or mounted, also on failure.
 Groups: loop (attach+detach, lookup), partitions (partscan+BLKPG vs losetup -P +
 partx), dm (dm backend vs kpartx: on this kernel if it has device-mapper, else
 in the VM of scripts/vm-tests.sh with --vm), roles (image_build vs a shell
-script, 20 image_mount re-runs vs findmnt-checked mount -o loop).
+script, 20 image_mount re-runs vs findmnt-checked mount -o loop), artifact
+(zstd of a mostly empty 4 GiB image: image_artifact's core vs zstd on the raw file).
 """
 
 import argparse
@@ -24,6 +25,7 @@ import time
 
 from common import COLLECTIONS, format_seconds, format_table, load_average, machine_description, \
     process_start_cost, release_under
+import bench_artifact
 import bench_dm
 import bench_loop
 import bench_partitions
@@ -31,7 +33,7 @@ import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 
-GROUPS = ("loop", "partitions", "dm", "roles")
+GROUPS = ("loop", "partitions", "dm", "roles", "artifact")
 
 
 def dm_groups(workdir, args):
@@ -64,6 +66,8 @@ def measure(workdir, args, wanted, loads):
         groups += bench_partitions.run_all(section("partitions"), args.quick)
     if "roles" in wanted:
         groups += bench_roles.run_all(section("roles"), args.quick)
+    if "artifact" in wanted:
+        groups += bench_artifact.run_all(section("artifact"), args.quick)
     # last: the VM keeps both CPUs busy, and the load average remembers it for minutes
     if "dm" in wanted:
         groups += dm_groups(section("dm"), args)
