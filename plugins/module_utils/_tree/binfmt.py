@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the diskimage.loop collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Foreign-architecture images: which machine a tree is for, and a binfmt_misc
+registration of qemu-user-static for it.
+
+The registration has a name of its own (prefix, pid, random part), flag F (the
+kernel opens the interpreter now, so it works inside a chroot that lacks it),
+and is removed afterwards. The kernel tries the newest registration first, so
+one made here takes precedence while it exists, and a registration made by
+somebody else is never written to. Entries whose process is gone (a run
+killed with SIGKILL) are removed by the next run.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import re
+import struct
+import binascii
+
+from ansible_collections.diskimage.loop.plugins.module_utils import mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+
+BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
+NAME_PREFIX = "diskimage-loop-"
+_NAME_RE = re.compile(r"^diskimage-loop-(\d+)-[0-9a-f]+-[a-z0-9_]+$")
+
+# ELF e_machine -> (qemu name, ELF class, what uname -m says). Magic and mask are
+# those qemu-binfmt-conf.sh registers: ELF class, data, version, type EXEC or DYN.
+ELF_MACHINES = {
+    3: ("i386", 1, "i686"),
+    40: ("arm", 1, "armv7l"),
+    62: ("x86_64", 2, "x86_64"),
+    183: ("aarch64", 2, "aarch64"),
+    243: ("riscv64", 2, "riscv64"),
+}
+# Machines a host runs natively besides its own.
+NATIVE = {"x86_64": ("x86_64", "i386"), "aarch64": ("aarch64",), "riscv64": ("riscv64",),
+          "armv7l": ("arm",), "i686": ("i386",)}
+
+
+def _resolve_in(root, path, hops=40):
+    """``path`` inside the tree at ``root``, following symlinks as a chroot would."""
+    parts = [p for p in path.split("/") if p]
+    done = []
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        if part == ".":
+            continue
+        host = os.path.join(root, *(done + [part]))
+        if os.path.islink(host):
+            hops -= 1
+            if hops < 0:
+                raise DiskImageError("too many symbolic links resolving %s in the image" % path)
+            target = os.readlink(host)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
+    return os.path.join(root, *done) if done else root
+
+
+def tree_machine(root, probe="/bin/sh"):
+    """The qemu name of the machine the tree's ``probe`` program is built for."""
+    path = _resolve_in(root, probe)
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except (IOError, OSError) as exc:
+        raise DiskImageError.from_oserror("cannot read %s in the image to tell its architecture" % probe, exc)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise DiskImageError("%s in the image is not an ELF program" % probe,
+                             hint="Name the architecture with the arch option")
+    little = header[5] == 1
+    machine = struct.unpack("<H" if little else ">H", header[18:20])[0]
+    if machine not in ELF_MACHINES:
+        raise DiskImageError("%s in the image is for ELF machine %d, which is not supported" % (probe, machine))
+    return ELF_MACHINES[machine][0]
+
+
+def is_native(arch, host_machine=None):
+    host = host_machine or os.uname()[4]
+    return arch in NATIVE.get(host, (host,))
+
+
+def _entry_bytes(arch):
+    for machine, (name, elf_class, _uname) in ELF_MACHINES.items():
+        if name == arch:
+            magic = b"\x7fELF" + bytes([elf_class, 1, 1]) + b"\x00" * 9 + b"\x02\x00" + struct.pack("<H", machine)
+            mask = b"\xff" * 7 + b"\x00" + b"\xff" * 8 + b"\xfe\xff\xff\xff"
+            return magic, mask
+    raise DiskImageError("no binfmt_misc entry is known for %s" % arch)
+
+
+def _escape(data):
+    return "".join("\\x%02x" % c for c in bytearray(data))
+
+
+def registration_line(name, arch, interpreter):
+    """What to write to binfmt_misc's register file."""
+    magic, mask = _entry_bytes(arch)
+    return ":%s:M::%s:%s:%s:F" % (name, _escape(magic), _escape(mask), interpreter)
+
+
+def find_emulator(arch, given=None):
+    """Path of qemu-user-static for ``arch``; a clear error when it is missing."""
+    candidates = [given] if given else ["/usr/bin/qemu-%s-static" % arch, "/usr/libexec/qemu-binfmt/%s-binfmt-P" % arch]
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise DiskImageError("the image is for %s and this host cannot run its programs: %s is missing" % (
+        arch, candidates[0]), errno=errno.ENOENT,
+        hint="Install qemu-user-static (apt-get install qemu-user-static), or name the emulator with the "
+             "emulator option")
+
+
+def ensure_mounted():
+    """binfmt_misc mounted where the kernel expects it (only in this process's
+    mount namespace when that is a private one)."""
+    if not os.path.exists(os.path.join(BINFMT_DIR, "register")):
+        try:
+            mountsys.mount("binfmt_misc", BINFMT_DIR, "binfmt_misc")
+        except DiskImageError as exc:
+            raise DiskImageError("binfmt_misc is not available: %s" % exc,
+                                 hint="Load the binfmt_misc module (modprobe binfmt_misc)")
+
+
+def _write(path, text):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def unregister(name):
+    path = os.path.join(BINFMT_DIR, name)
+    try:
+        _write(path, "-1")
+        return True
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise DiskImageError.from_oserror("cannot remove the binfmt_misc entry %s" % name, exc)
+
+
+def sweep_stale():
+    """Remove the entries of runs whose process is gone; returns their names."""
+    gone = []
+    for name in os.listdir(BINFMT_DIR):
+        match = _NAME_RE.match(name)
+        if match and not os.path.exists("/proc/%s" % match.group(1)):
+            if unregister(name):
+                gone.append(name)
+    return gone
+
+
+def register(arch, interpreter):
+    """Register ``interpreter`` for ``arch`` under a name of this run; returns the name."""
+    name = "%s%d-%s-%s" % (NAME_PREFIX, os.getpid(), binascii.hexlify(os.urandom(3)).decode(), arch)
+    try:
+        _write(os.path.join(BINFMT_DIR, "register"), registration_line(name, arch, interpreter))
+    except OSError as exc:
+        raise DiskImageError.from_oserror("cannot register %s for %s with binfmt_misc" % (interpreter, arch), exc,
+                                          hint="Run as root; the kernel needs binfmt_misc")
+    return name

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# debian-image.sh ARCH CACHE_DIR: print the path of a cached Debian bookworm image
+# for ARCH (amd64 or arm64): a GPT with one Discoverable Partitions root partition
+# holding ext4 made from an mmdebstrap minbase root (with python3 for Ansible).
+# Built once and kept in CACHE_DIR; callers copy it before changing it.
+set -euo pipefail
+arch=$1
+cache=$2
+mkdir -p "$cache"
+image="$cache/debian-$arch.img"
+if [ -s "$image" ]; then
+  echo "$image"
+  exit 0
+fi
+case "$arch" in
+  amd64) root_type=4f68bce3-e8cd-4db1-96e7-fbcaf984b709 qemu= extra=python3,python3-apt ;;
+  arm64) root_type=b921b045-1df0-41c3-af44-4c6f280d3fae qemu=aarch64 extra=python3-minimal ;;
+  *) echo "unknown architecture $arch" >&2; exit 2 ;;
+esac
+tarball="$cache/debian-$arch.tar"
+if [ ! -s "$tarball" ]; then
+  if [ -n "$qemu" ]; then
+    # mmdebstrap runs the foreign maintainer scripts through binfmt_misc: register
+    # qemu under a name of this run, in a private mount namespace, removed after.
+    unshare -m --propagation private bash -euc '
+      name=debian-image-$$
+      mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+      printf ":%s:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-%s-static:F" "$name" "$3" > /proc/sys/fs/binfmt_misc/register
+      trap "echo -1 > /proc/sys/fs/binfmt_misc/$name" EXIT
+      mmdebstrap --quiet --arch="$1" --variant=minbase --include="$2" bookworm "$4.part"
+    ' sh "$arch" "$extra" "$qemu" "$tarball" >&2
+  else
+    mmdebstrap --quiet --variant=minbase --include="$extra" bookworm "$tarball.part" >&2
+  fi
+  mv "$tarball.part" "$tarball"
+fi
+work=$(mktemp -d "$cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/root"
+tar -C "$work/root" -xf "$tarball"
+rm -f "$work/root/etc/resolv.conf"
+truncate -s 1G "$work/fs.img"
+mkfs.ext4 -q -F -L root -d "$work/root" "$work/fs.img"
+truncate -s 1026M "$work/disk.img"
+printf 'label: gpt\nstart=2048, size=%d, type=%s, name=root\n' $((1024 * 2048)) "$root_type" | sfdisk -q "$work/disk.img"
+dd if="$work/fs.img" of="$work/disk.img" bs=1M seek=1 conv=notrunc,sparse status=none
+mv "$work/disk.img" "$image"
+echo "$image"
