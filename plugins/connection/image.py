@@ -42,8 +42,8 @@ options:
       - name: ansible_image
   remote_user:
     description:
-      - The user commands run as before become. Only C(root) is supported; the variable exists so that
-        C(become_user: root) is recognised as no change of user.
+      - The user commands run as before become. Only C(root) is supported; it tells Ansible that becoming
+        C(root) changes nothing.
     type: str
     default: root
     vars:
@@ -116,7 +116,7 @@ notes:
   - Ansible's remote temporary directory is in the image (C(~/.ansible/tmp) of root by default); set
     C(ansible_remote_tmp) to a directory under C(/run) to keep it in the tmpfs.
   - A file the connection covers for the duration (C(/etc/resolv.conf), C(/usr/sbin/policy-rc.d)) is a
-    mount point while a task runs: a task cannot replace it by renaming another file over it.
+    mount point while a task runs, so a task cannot replace it by renaming another file over it.
 seealso:
   - name: Using the image connection
     description: docs/image-connection.md in the collection.
@@ -125,19 +125,18 @@ seealso:
 
 EXAMPLES = r"""
 # inventory.yml: each host is an image file
-all:
-  children:
-    images:
-      hosts:
-        /srv/images/debian.img:
-        /srv/images/debian-arm64.img:
-      vars:
-        ansible_connection: diskimage.loop.image
-        ansible_python_interpreter: /usr/bin/python3
-        ansible_become_method: su
-        ansible_pipelining: true
+# all:
+#   children:
+#     images:
+#       hosts:
+#         /srv/images/debian.img:
+#         /srv/images/debian-arm64.img:
+#       vars:
+#         ansible_connection: diskimage.loop.image
+#         ansible_python_interpreter: /usr/bin/python3
+#         ansible_become_method: su
+#         ansible_pipelining: true
 
-# playbook
 - name: Prepare the images
   hosts: images
   gather_facts: false
@@ -146,6 +145,12 @@ all:
       ansible.builtin.apt:
         name: openssh-server
         update_cache: true
+
+    - name: Run a command as a user of the image
+      ansible.builtin.command: id
+      become: true
+      become_user: alice
+      changed_when: false
 """
 
 import json
