@@ -61,4 +61,4 @@ DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
 # shellcheck disable=SC2034
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
   squashfs-tools erofs-utils xorriso docker.io mmdebstrap qemu-system-x86
-  linux-image-amd64 busybox-static shellcheck git rsync)
+  linux-image-amd64 busybox-static shellcheck git rsync qemu-user-static arch-test)

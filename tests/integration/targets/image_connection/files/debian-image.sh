@@ -39,6 +39,17 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/root"
 tar -C "$work/root" -xf "$tarball"
 rm -f "$work/root/etc/resolv.conf"
+if [ -n "$qemu" ]; then
+  # One package of the image's architecture to install inside it, fetched by the
+  # host's apt with a throwaway state (native speed, no emulated apt-get update).
+  mkdir -p "$work/apt/lists/partial" "$work/apt/archives/partial"
+  echo "deb http://deb.debian.org/debian bookworm main" >"$work/apt/sources.list"
+  apt_opts=(-q -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache::Archives=$work/apt/archives"
+    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "Dir::Etc::SourceList=$work/apt/sources.list"
+    -o "Dir::Etc::SourceParts=$work/apt/none" -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
+  apt-get "${apt_opts[@]}" update >&2
+  (cd "$work/root/root" && apt-get "${apt_opts[@]}" download hello >&2 && mv hello_*.deb hello.deb)
+fi
 truncate -s 1G "$work/fs.img"
 mkfs.ext4 -q -F -L root -d "$work/root" "$work/fs.img"
 truncate -s 1026M "$work/disk.img"
