@@ -89,7 +89,7 @@ options:
       - name: ansible_image_arch
   emulator:
     description: The qemu-user-static program for a foreign image; empty means C(/usr/bin/qemu-<arch>-static).
-    type: path
+    type: str
     default: ""
     vars:
       - name: ansible_image_emulator
@@ -206,6 +206,9 @@ class Connection(ConnectionBase):
             "emulator": self.get_option("emulator") or "",
             "resolv_conf": bool(self.get_option("resolv_conf")),
             "service_guard": bool(self.get_option("service_guard")),
+            # This runs in a worker forked from ansible-playbook: if that is killed,
+            # the helper tears down instead of waiting for the worker's task to end.
+            "watch_pid": os.getppid(),
         }
 
     def _connect(self):
@@ -221,6 +224,8 @@ class Connection(ConnectionBase):
         request = self._request()
         env = {"PYTHONPATH": _COLLECTIONS_ROOT, "PATH": os.environ.get("PATH", _ENV["PATH"]),
                "PYTHONDONTWRITEBYTECODE": "1"}
+        if os.environ.get("TMPDIR"):
+            env["TMPDIR"] = os.environ["TMPDIR"]
         self._holder = subprocess.Popen([sys.executable, "-m", _HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, env=env, close_fds=True)
         self._holder.stdin.write(to_bytes(json.dumps(request) + "\n"))

@@ -18,11 +18,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
 import os
 import re
+import select
 import signal
 import sys
+import tempfile
 
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt, namespace
@@ -60,7 +63,7 @@ class Holder(object):
 
     def setup(self):
         req = self.request
-        base_dir = req.get("tmpdir") or "/tmp"
+        base_dir = tempfile.gettempdir()
         sweep_stale_dirs(base_dir)
         self.base = os.path.join(base_dir, "%s%d.%s" % (TMP_PREFIX, os.getpid(), os.urandom(3).hex()))
         os.mkdir(self.base, 0o700)
@@ -115,6 +118,26 @@ class Holder(object):
         return {"done": done, "problems": problems}
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def wait_for_close(watch_pid=None, interval=0.5):
+    """Until stdin ends (the connection closed it or died), or ``watch_pid``
+    (the controller's main process, whose death leaves its workers running a
+    task to its end) is gone."""
+    while True:
+        ready, _w, _x = select.select([sys.stdin], [], [], interval)
+        if ready and not sys.stdin.readline():
+            return
+        if watch_pid and not _alive(watch_pid):
+            return
+
+
 def _stop(_signum, _frame):
     raise SystemExit(0)
 
@@ -130,8 +153,7 @@ def main():
         except (DiskImageError, OSError) as exc:
             _say({"ok": False, "msg": str(exc)})
             return
-        while sys.stdin.readline():
-            pass
+        wait_for_close(holder.request.get("watch_pid"))
     finally:
         _say(holder.teardown())
 

@@ -14,7 +14,7 @@ if [ -s "$image" ]; then
 fi
 case "$arch" in
   amd64) root_type=4f68bce3-e8cd-4db1-96e7-fbcaf984b709 qemu= extra=python3,python3-apt ;;
-  arm64) root_type=b921b045-1df0-41c3-af44-4c6f280d3fae qemu=aarch64 extra=python3-minimal ;;
+  arm64) root_type=b921b045-1df0-41c3-af44-4c6f280d3fae qemu=aarch64 extra=python3 ;;
   *) echo "unknown architecture $arch" >&2; exit 2 ;;
 esac
 tarball="$cache/debian-$arch.tar"
@@ -46,7 +46,7 @@ if [ -n "$qemu" ]; then
   echo "deb http://deb.debian.org/debian bookworm main" >"$work/apt/sources.list"
   apt_opts=(-q -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache::Archives=$work/apt/archives"
     -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "Dir::Etc::SourceList=$work/apt/sources.list"
-    -o "Dir::Etc::SourceParts=$work/apt/none" -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
+    -o "Dir::Etc::SourceParts=$work/apt/none" -o "APT::Architecture=$arch" -o "APT::Architectures::=$arch" -o "APT::Sandbox::User=root")
   apt-get "${apt_opts[@]}" update >&2
   (cd "$work/root/root" && apt-get "${apt_opts[@]}" download hello >&2 && mv hello_*.deb hello.deb)
 fi
