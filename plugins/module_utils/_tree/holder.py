@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 
+from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt, namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.mount import TreeMount
@@ -52,6 +53,20 @@ def sweep_stale_dirs(base):
                 pass
 
 
+def refuse_in_use(image):
+    """Mounting one filesystem through two devices at once corrupts it: an image
+    attached anywhere (mounted by image_mount, a role, by hand) is refused."""
+    try:
+        attached = loopdev.find_associated(image)
+    except DiskImageError:
+        return  # a missing image is reported by the mount, with its own words
+    if attached:
+        raise DiskImageError("%s is attached to %s already" % (image, ", ".join(a.device for a in attached)),
+                             errno=errno.EBUSY,
+                             hint="Unmount and detach it first (image_mount state=unmounted, loop_device state=absent): "
+                                  "one filesystem mounted twice is corrupted")
+
+
 class Holder(object):
 
     def __init__(self, request):
@@ -60,6 +75,8 @@ class Holder(object):
         self.work = None
         self.binfmt_name = None
         self.base = None
+        self.private = False  # in a mount namespace of its own (unshare succeeded)
+        self.outside_ns = None
 
     def setup(self):
         req = self.request
@@ -67,7 +84,10 @@ class Holder(object):
         sweep_stale_dirs(base_dir)
         self.base = os.path.join(base_dir, "%s%d.%s" % (TMP_PREFIX, os.getpid(), os.urandom(3).hex()))
         os.mkdir(self.base, 0o700)
+        refuse_in_use(req["image"])
+        self.outside_ns = namespace.namespace_id()
         namespace.unshare_private()
+        self.private = True
         self.tree = TreeMount(req["image"], self.base, read_only=req.get("read_only", False))
         plan = self.tree.plan(req.get("mounts") or (), req.get("auto_exclude") or ())
         self.tree.attach()
@@ -92,9 +112,14 @@ class Holder(object):
 
     def teardown(self):
         done, problems = [], []
-        left = namespace.kill_members()
-        if left:
-            problems.append("processes %s in the image would not die" % ", ".join(str(p) for p in left))
+        if self.private:
+            try:
+                left = namespace.kill_members(self.outside_ns)
+            except DiskImageError as exc:
+                left = []
+                problems.append(str(exc))
+            if left:
+                problems.append("processes %s in the image would not die" % ", ".join(str(p) for p in left))
         if self.work is not None:
             d, p = self.work.undo()
             done += d

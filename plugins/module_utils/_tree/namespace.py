@@ -83,10 +83,18 @@ def members(ns_id, exclude=()):
     return found
 
 
-def kill_members(exclude=(), wait=2.0):
-    """SIGKILL every other process in this mount namespace (what a task left
-    running: a daemon a package started, a stuck command); returns their pids."""
+def kill_members(outside, exclude=(), wait=2.0):
+    """SIGKILL every other process in this process's own private mount
+    namespace (what a task left running: a daemon a package started, a stuck
+    command); returns the pids that would not die.
+
+    ``outside`` is the namespace this process was in before unshare_private().
+    Refuses unless the current one differs from it and from the parent's:
+    anywhere else "every other process" would be the whole machine."""
     ns_id = namespace_id()
+    if ns_id is None or not outside or ns_id in (outside, namespace_id(os.getppid())):
+        raise DiskImageError("refusing to kill the processes of mount namespace %s: it is not a private one of "
+                             "this process (it was in %s)" % (ns_id, outside))
     exclude = set(exclude) | set([os.getpid()])
     pids = members(ns_id, exclude)
     for pid in pids:

@@ -146,3 +146,13 @@ def test_tree_machine_refuses_unknown(tmp_path):
 def test_missing_emulator_says_what_to_install(tmp_path):
     with pytest.raises(DiskImageError, match="apt-get install qemu-user-static"):
         binfmt.find_emulator("riscv64", str(tmp_path / "nothing"))
+
+
+def test_kill_members_refuses_a_namespace_it_did_not_make():
+    from ansible_collections.diskimage.loop.plugins.module_utils._tree import namespace
+    here = namespace.namespace_id()
+    for outside in (here, None, ""):
+        with pytest.raises(DiskImageError, match="refusing to kill"):
+            namespace.kill_members(outside)
+    with pytest.raises(DiskImageError, match="refusing to kill"):
+        namespace.kill_members("mnt:[1]")  # the parent shares this namespace
