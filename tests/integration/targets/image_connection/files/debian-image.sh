@@ -22,13 +22,18 @@ if [ ! -s "$tarball" ]; then
   if [ -n "$qemu" ]; then
     # mmdebstrap runs the foreign maintainer scripts through binfmt_misc: register
     # qemu under a name of this run, in a private mount namespace, removed after.
+    # The line goes to the kernel as text: \xNN stays four characters (echo, not printf).
+    magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
     unshare -m --propagation private bash -euc '
       name=debian-image-$$
+      line=":$name:M::$5:$6:/usr/bin/qemu-$3-static:F"
+      case "$line" in *[![:print:]]*) echo "refusing a registration with raw bytes" >&2; exit 1 ;; esac
       mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-      printf ":%s:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-%s-static:F" "$name" "$3" > /proc/sys/fs/binfmt_misc/register
+      echo "$line" > /proc/sys/fs/binfmt_misc/register
       trap "echo -1 > /proc/sys/fs/binfmt_misc/$name" EXIT
       mmdebstrap --quiet --arch="$1" --variant=minbase --include="$2" bookworm "$4.part"
-    ' sh "$arch" "$extra" "$qemu" "$tarball" >&2
+    ' sh "$arch" "$extra" "$qemu" "$tarball" "$magic" "$mask" >&2
   else
     mmdebstrap --quiet --variant=minbase --include="$extra" bookworm "$tarball.part" >&2
   fi
