@@ -27,11 +27,12 @@ from common import COLLECTIONS, format_seconds, format_table, load_average, mach
 import bench_dm
 import bench_loop
 import bench_partitions
+import bench_image
 import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
 
-GROUPS = ("loop", "partitions", "dm", "roles")
+GROUPS = ("loop", "partitions", "dm", "roles", "image")
 
 
 def dm_groups(workdir, args):
@@ -64,6 +65,8 @@ def measure(workdir, args, wanted, loads):
         groups += bench_partitions.run_all(section("partitions"), args.quick)
     if "roles" in wanted:
         groups += bench_roles.run_all(section("roles"), args.quick)
+    if "image" in wanted:
+        groups += bench_image.run_all(section("image"), args.quick)
     # last: the VM keeps both CPUs busy, and the load average remembers it for minutes
     if "dm" in wanted:
         groups += dm_groups(section("dm"), args)
