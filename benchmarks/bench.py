@@ -13,7 +13,8 @@ everything it attached, mapped or mounted, also on failure.
 Groups: loop (attach+detach, lookup), partitions (partscan+BLKPG vs losetup -P +
 partx), dm (dm backend vs kpartx: on this kernel if it has device-mapper, else
 in the VM of scripts/vm-tests.sh with --vm), roles (image_build vs a shell
-script, 20 image_mount re-runs vs findmnt-checked mount -o loop).
+script, 20 image_mount re-runs vs findmnt-checked mount -o loop), image (ten
+tasks inside a Debian image through the image connection vs on localhost).
 """
 
 import argparse
