@@ -273,12 +273,12 @@ class Connection(ConnectionBase):
             namespace.enter(pid, root)
         return preexec
 
-    def _run(self, argv, stdin=None, in_data=None):
+    def _run(self, argv, stdin=None, in_data=None, stdout=None):
         proc = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(_ENV),
-                                preexec_fn=self._enter(), close_fds=True)
-        stdout, stderr = proc.communicate(in_data if stdin is None else None)
-        return proc.returncode, stdout, stderr
+                                stdout=stdout if stdout is not None else subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(_ENV), preexec_fn=self._enter(), close_fds=True)
+        out, err = proc.communicate(in_data if stdin is None else None)
+        return proc.returncode, out or b"", err
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
@@ -308,9 +308,8 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._play_context.remote_addr)
         with open(to_bytes(out_path), "wb") as target:
-            rc, _out, err = self._run(["/bin/sh", "-c", 'cat "$1"', "sh", in_path], stdin=subprocess.DEVNULL)
-            # (stdout was read whole by communicate: write it out)
-            target.write(_out)
+            rc, _out, err = self._run(["/bin/sh", "-c", 'cat "$1"', "sh", in_path], stdin=subprocess.DEVNULL,
+                                      stdout=target)
         if rc != 0:
             raise AnsibleError("cannot read %s in the image: %s" % (in_path, to_native(err).strip()))
 
