@@ -32,10 +32,10 @@ if [ ! -s "$tarball" ]; then
       mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
       echo "$line" > /proc/sys/fs/binfmt_misc/register
       trap "echo -1 > /proc/sys/fs/binfmt_misc/$name" EXIT
-      mmdebstrap --quiet --arch="$1" --variant=minbase --include="$2" bookworm "$4.part"
+      mmdebstrap --quiet --format=tar --arch="$1" --variant=minbase --include="$2" bookworm "$4.part"
     ' sh "$arch" "$extra" "$qemu" "$tarball" "$magic" "$mask" >&2
   else
-    mmdebstrap --quiet --variant=minbase --include="$extra" bookworm "$tarball.part" >&2
+    mmdebstrap --quiet --format=tar --variant=minbase --include="$extra" bookworm "$tarball.part" >&2
   fi
   mv "$tarball.part" "$tarball"
 fi
