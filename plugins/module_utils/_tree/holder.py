@@ -111,6 +111,7 @@ class Holder(object):
                 "prepared": self.work.done}
 
     def teardown(self):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the teardown short
         done, problems = [], []
         if self.private:
             try:
@@ -168,9 +169,10 @@ def _stop(_signum, _frame):
 
 
 def main():
-    namespace.die_with_parent()
+    # SIGTERM, not SIGKILL, when the Ansible worker dies: the teardown still runs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the controller's Ctrl-C: it closes us
     signal.signal(signal.SIGTERM, _stop)
+    namespace.die_with_parent(signal.SIGTERM)
     holder = Holder(json.loads(sys.stdin.readline()))
     try:
         try:

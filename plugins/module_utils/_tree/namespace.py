@@ -49,9 +49,9 @@ def unshare_private():
     mountsys.set_propagation("/", mountsys.MS_REC | mountsys.MS_PRIVATE)
 
 
-def die_with_parent():
-    """SIGKILL this process when the process that started it dies."""
-    _c().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL), 0, 0, 0)
+def die_with_parent(sig=signal.SIGKILL):
+    """Send ``sig`` to this process when the thread that started it dies."""
+    _c().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), 0, 0, 0)
 
 
 def enter(pid, root):
