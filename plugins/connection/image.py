@@ -22,12 +22,12 @@ description:
   - Images of another architecture (arm64, armhf, riscv64 on an x86-64 controller) run their programs
     through qemu-user-static, registered with binfmt_misc under a name unique to the run (flag C(F)) and
     removed afterwards; an existing registration is never changed.
-  - Commands run as root in the image. O(ansible_become_user) switches to a user of the image's own
+  - Commands run as root in the image. C(become_user) switches to a user of the image's own
     C(/etc/passwd) with a become method the image has (C(su) is in every Debian image; C(sudo) where
     installed).
   - Needs root on the controller.
 author:
-  - diskimage.loop contributors
+  - diskimage.loop contributors (@diskimage)
 version_added: 0.2.0
 extends_documentation_fragment:
   - connection_pipelining

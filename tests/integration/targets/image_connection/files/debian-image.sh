@@ -14,7 +14,7 @@ if [ -s "$image" ]; then
   exit 0
 fi
 case "$arch" in
-  amd64) root_type=4f68bce3-e8cd-4db1-96e7-fbcaf984b709 qemu= extra=python3,python3-apt ;;
+  amd64) root_type=4f68bce3-e8cd-4db1-96e7-fbcaf984b709 qemu='' extra=python3,python3-apt ;;
   # No Python: its packages take minutes to configure under emulation; the test uses raw.
   arm64) root_type=b921b045-1df0-41c3-af44-4c6f280d3fae qemu=aarch64 extra= ;;
   *) echo "unknown architecture $arch" >&2; exit 2 ;;
@@ -25,8 +25,10 @@ if [ ! -s "$tarball" ]; then
     # mmdebstrap runs the foreign maintainer scripts through binfmt_misc: register
     # qemu under a name of this run, in a private mount namespace, removed after.
     # The line goes to the kernel as text: \xNN stays four characters (echo, not printf).
+    # shellcheck disable=SC2016  # the backslashes are meant literally
     magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
     mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+    # shellcheck disable=SC2016  # the script is expanded by the inner shell
     unshare -m --propagation private bash -euc '
       name=debian-image-$$
       line=":$name:M::$5:$6:/usr/bin/qemu-$3-static:F"

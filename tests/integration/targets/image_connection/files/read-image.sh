@@ -5,6 +5,7 @@
 set -eu
 image=$1
 shift
+# shellcheck disable=SC2016  # the script is expanded by the inner shell
 exec unshare -m --propagation private sh -eu -c '
   image=$1; shift
   dir=$(mktemp -d)
