@@ -14,7 +14,7 @@ description:
     keeps package installs from starting services - and runs the task's commands chrooted there.
   - The tree is mounted from a declared list (O(mounts)) or by the Discoverable Partitions rules of a GPT
     image, as C(systemd-dissect --mount) does; an image without a partition table is mounted whole at C(/).
-  - The mounts exist only in a mount namespace held by a helper process. They never appear in the
+  - The mounts exist only in a mount namespace held by a holder process. They never appear in the
     controller's mount table, and the kernel drops them when the namespace's last process exits, however
     it ends. The image's loop device is attached with autoclear, so the kernel also detaches it then.
     Closing the connection (at the end of every task) kills what the task left running in the image,
@@ -168,7 +168,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._tree import namesp
 
 display = Display()
 
-# The helper that holds the namespace runs the collection's own module_utils with
+# The holder that holds the namespace runs the collection's own module_utils with
 # the controller's Python: the directory that holds ansible_collections/ goes on its path.
 _COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *([os.pardir] * 5)))
 _HOLDER = "ansible_collections.diskimage.loop.plugins.module_utils._tree.holder"
@@ -207,7 +207,7 @@ class Connection(ConnectionBase):
             "resolv_conf": bool(self.get_option("resolv_conf")),
             "service_guard": bool(self.get_option("service_guard")),
             # This runs in a worker forked from ansible-playbook: if that is killed,
-            # the helper tears down instead of waiting for the worker's task to end.
+            # the holder tears down instead of waiting for the worker's task to end.
             "watch_pid": os.getppid(),
         }
 
@@ -247,7 +247,7 @@ class Connection(ConnectionBase):
         ready, _w, _x = select.select([self._holder.stdout], [], [], timeout)
         line = self._holder.stdout.readline() if ready else b""
         if not line:
-            return {"ok": False, "msg": "the helper process gave no answer%s" % self._stderr_tail()}
+            return {"ok": False, "msg": "the holder process gave no answer%s" % self._stderr_tail()}
         return json.loads(to_text(line))
 
     def _stderr_tail(self):
