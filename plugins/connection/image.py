@@ -168,7 +168,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._tree import namesp
 
 display = Display()
 
-# The holder that holds the namespace runs the collection's own module_utils with
+# The process that holds the namespace runs the collection's own module_utils with
 # the controller's Python: the directory that holds ansible_collections/ goes on its path.
 _COLLECTIONS_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), *([os.pardir] * 5)))
 _HOLDER = "ansible_collections.diskimage.loop.plugins.module_utils._tree.holder"
