@@ -9,11 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 
 MiB = 1 << 20
 ROOT_X86_64 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
@@ -62,9 +62,7 @@ def host_mount_points():
 
 
 def wait_released(image, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while loopdev.find_associated(image) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not loopdev.find_associated(image), seconds, interval=0.05)
     return loopdev.find_associated(image)
 
 
@@ -96,6 +94,32 @@ def test_declared_tree_in_a_private_namespace_and_the_exact_reverse(workdir):
     assert report["done"][:2] == ["removed /usr/sbin/policy-rc.d", "removed /etc/resolv.conf"]
     assert not loopdev.find_associated(image)
     assert not os.path.exists(answer["root"])
+
+
+@pytest.mark.skipif(shutil.which("nsenter") is None, reason="needs nsenter")
+def test_teardown_kills_inside_the_namespace_only(workdir):
+    """What a task left running in the image dies with the teardown; a process
+    of the host, started at the same time, lives on."""
+    image = make_image(workdir)
+    proc, answer = start(image)
+    host = subprocess.Popen(["sleep", "60"])
+    inside = None
+    try:
+        assert answer["ok"], answer
+        inside = subprocess.Popen(["nsenter", "--mount=/proc/%d/ns/mnt" % answer["pid"], "sleep", "60"])
+        assert wait_until(lambda: os.readlink("/proc/%d/ns/mnt" % inside.pid)
+                          == os.readlink("/proc/%d/ns/mnt" % answer["pid"]), 5)
+        proc.stdin.close()
+        report = json.loads(proc.stdout.readline())
+        assert proc.wait(10) == 0 and report["problems"] == []
+        assert inside.wait(5) == -signal.SIGKILL
+        assert host.poll() is None
+    finally:
+        for sleeper in (host, inside):
+            if sleeper is not None and sleeper.poll() is None:
+                sleeper.kill()
+                sleeper.wait()
+    assert not wait_released(image)
 
 
 def test_killed_holder_leaves_nothing_and_the_next_one_cleans_its_files(workdir):

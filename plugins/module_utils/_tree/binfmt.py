@@ -4,12 +4,15 @@
 """Foreign-architecture images: which machine a tree is for, and a binfmt_misc
 registration of qemu-user-static for it.
 
-The registration has a name of its own (prefix, pid, random part), flag F (the
-kernel opens the interpreter now, so it works inside a chroot that lacks it),
-and is removed afterwards. The kernel tries the newest registration first, so
+The registration has a name of its own (prefix, PID namespace, pid, random
+part, architecture), flag F (the kernel opens the interpreter now, so it works
+inside a chroot that lacks it), and is removed afterwards. The kernel tries the newest registration first, so
 one made here takes precedence while it exists, and a registration made by
 somebody else is never written to. Entries whose process is gone (a run
-killed with SIGKILL) are removed by the next run.
+killed with SIGKILL) are removed by the next run in the same PID namespace
+(binfmt_misc is shared with containers, whose pids this one cannot see).
+The line written is checked first: printable ASCII, magic and mask as \\x
+escapes only. Raw bytes there once made an entry that matched every ELF.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -22,12 +25,18 @@ import re
 import struct
 import binascii
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 NAME_PREFIX = "diskimage-loop-"
-_NAME_RE = re.compile(r"^diskimage-loop-(\d+)-[0-9a-f]+-[a-z0-9_]+$")
+# prefix, PID namespace inode, pid, random part, architecture
+_NAME_RE = re.compile(r"^diskimage-loop-(\d+)-(\d+)-[0-9a-f]{6}-[a-z0-9_]+$")
+# What register accepts from us: a checked name, magic and mask written as \x
+# escapes only (never raw bytes), an absolute interpreter path without ':' or
+# spaces, flag F.
+_LINE_RE = re.compile(r"^:(diskimage-loop-[0-9a-z_-]+):M::((?:\\x[0-9a-f]{2})+):((?:\\x[0-9a-f]{2})+):"
+                      r"(/[\x21-\x39\x3b-\x7e]+):F$")
 
 # ELF e_machine -> (qemu name, ELF class, what uname -m says). Magic and mask are
 # those qemu-binfmt-conf.sh registers: ELF class, data, version, type EXEC or DYN.
@@ -106,9 +115,33 @@ def _escape(data):
 
 
 def registration_line(name, arch, interpreter):
-    """What to write to binfmt_misc's register file."""
+    """What to write to binfmt_misc's register file; checked by check_line."""
     magic, mask = _entry_bytes(arch)
-    return ":%s:M::%s:%s:%s:F" % (name, _escape(magic), _escape(mask), interpreter)
+    return check_line(":%s:M::%s:%s:%s:F" % (name, _escape(magic), _escape(mask), interpreter))
+
+
+def check_line(line):
+    """Refuse a registration line that is not exactly what this module means
+    to write: only printable ASCII, one of our names, magic and mask of equal
+    length as \\x escapes, an absolute interpreter path, flag F."""
+    match = _LINE_RE.match(line) if all(0x20 < ord(c) < 0x7f for c in line) else None
+    if not match or not _NAME_RE.match(match.group(1)) or len(match.group(2)) != len(match.group(3)):
+        raise DiskImageError("refusing to register a malformed binfmt_misc entry: %r" % line,
+                             hint="The name, the emulator path (absolute, no ':' or spaces) and the magic must be "
+                                  "printable ASCII")
+    return line
+
+
+def _pid_namespace():
+    name = holders.namespace_of("self", "pid") or ""
+    digits = re.sub(r"\D", "", name)
+    return int(digits) if digits else 0
+
+
+def entry_name(arch):
+    """A name no other run uses: PID namespace, pid, random part."""
+    return "%s%d-%d-%s-%s" % (NAME_PREFIX, _pid_namespace(), os.getpid(),
+                              binascii.hexlify(os.urandom(3)).decode(), arch)
 
 
 def find_emulator(arch, given=None):
@@ -143,6 +176,9 @@ def _write(path, text):
 
 
 def unregister(name):
+    """Remove entry ``name``, one of ours (never somebody else's)."""
+    if not _NAME_RE.match(name):
+        raise DiskImageError("refusing to remove binfmt_misc entry %r: it is not one this collection made" % name)
     path = os.path.join(BINFMT_DIR, name)
     try:
         _write(path, "-1")
@@ -154,11 +190,13 @@ def unregister(name):
 
 
 def sweep_stale():
-    """Remove the entries of runs whose process is gone; returns their names."""
+    """Remove the entries of runs in this PID namespace whose process is gone;
+    returns their names."""
     gone = []
+    here = _pid_namespace()
     for name in os.listdir(BINFMT_DIR):
         match = _NAME_RE.match(name)
-        if match and not os.path.exists("/proc/%s" % match.group(1)):
+        if match and int(match.group(1)) == here and not os.path.exists("/proc/%s" % match.group(2)):
             if unregister(name):
                 gone.append(name)
     return gone
@@ -166,9 +204,10 @@ def sweep_stale():
 
 def register(arch, interpreter):
     """Register ``interpreter`` for ``arch`` under a name of this run; returns the name."""
-    name = "%s%d-%s-%s" % (NAME_PREFIX, os.getpid(), binascii.hexlify(os.urandom(3)).decode(), arch)
+    name = entry_name(arch)
+    line = registration_line(name, arch, interpreter)
     try:
-        _write(os.path.join(BINFMT_DIR, "register"), registration_line(name, arch, interpreter))
+        _write(os.path.join(BINFMT_DIR, "register"), line)
     except OSError as exc:
         raise DiskImageError.from_oserror("cannot register %s for %s with binfmt_misc" % (interpreter, arch), exc,
                                           hint="Run as root; the kernel needs binfmt_misc")

@@ -27,7 +27,7 @@ import signal
 import sys
 import tempfile
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt, namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.mount import TreeMount
@@ -75,8 +75,7 @@ class Holder(object):
         self.work = None
         self.binfmt_name = None
         self.base = None
-        self.private = False  # in a mount namespace of its own (unshare succeeded)
-        self.outside_ns = None
+        self.private_ns = None  # the mount namespace of its own, once unshare succeeded
 
     def setup(self):
         req = self.request
@@ -85,9 +84,7 @@ class Holder(object):
         self.base = os.path.join(base_dir, "%s%d.%s" % (TMP_PREFIX, os.getpid(), os.urandom(3).hex()))
         os.mkdir(self.base, 0o700)
         refuse_in_use(req["image"])
-        self.outside_ns = namespace.namespace_id()
-        namespace.unshare_private()
-        self.private = True
+        self.private_ns = namespace.unshare_private()
         self.tree = TreeMount(req["image"], self.base, read_only=req.get("read_only", False))
         plan = self.tree.plan(req.get("mounts") or (), req.get("auto_exclude") or ())
         self.tree.attach()
@@ -113,9 +110,9 @@ class Holder(object):
     def teardown(self):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the teardown short
         done, problems = [], []
-        if self.private:
+        if self.private_ns:
             try:
-                left = namespace.kill_members(self.outside_ns)
+                left = namespace.kill_members(self.private_ns)
             except DiskImageError as exc:
                 left = []
                 problems.append(str(exc))

@@ -17,45 +17,22 @@ __metaclass__ = type
 
 import errno
 import os
-import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils import blkpg, loopdev, mount_source, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import source as mount_source
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import plan as tree_plan
 
-ATTACH_TRIES = 20
 RELEASE_WAIT_SECONDS = 5.0
-
-
-def attach_held(path, read_only=False, partscan=True):
-    """Attach ``path`` with autoclear while holding the device open.
-
-    Returns (LoopStatus, fd). Closing fd (or dying) releases the device as
-    soon as nothing else holds it.
-    """
-    last = None
-    for _attempt in range(ATTACH_TRIES):
-        number, _exists = loopdev.next_free()
-        loopdev._ensure_exists(number)
-        fd = loopdev._open_device(number, os.O_RDONLY)
-        try:
-            status = loopdev.attach(path, device=number, read_only=read_only, partscan=partscan, autoclear=True)
-            return status, fd
-        except DiskImageError as exc:
-            os.close(fd)
-            if exc.errno != errno.EBUSY:
-                raise
-            last = exc
-        time.sleep(0.02)
-    raise DiskImageError("no free loop device for %s after %d attempts: %s" % (path, ATTACH_TRIES, last),
-                         errno=errno.EBUSY, hint="Other processes keep taking them; retry later")
 
 
 class TreeMount(object):
     """The filesystems of ``image`` mounted under ``root`` by a plan."""
 
     def __init__(self, image, root, read_only=False):
-        self.source = mount_source.Source(image)
+        self.source = mount_source.MountSource(image)
         self.root = root.rstrip("/") or "/"
         self.read_only = read_only
         self.table = self.source.read_table()
@@ -70,8 +47,8 @@ class TreeMount(object):
         return tree_plan.auto_plan(self.table, exclude)
 
     def attach(self):
-        self.loop, self._fd = attach_held(self.source.path, read_only=self.read_only,
-                                          partscan=self.table is not None)
+        self.loop, self._fd = loopdev.attach_held(self.source.path, read_only=self.read_only,
+                                                  partscan=self.table is not None)
         if self.table is not None:
             blkpg.apply(self.loop.device, self.table)
 
@@ -144,11 +121,8 @@ class TreeMount(object):
         return done, problems
 
     def _wait_released(self):
-        deadline = time.monotonic() + RELEASE_WAIT_SECONDS
-        while True:
+        def released():
             now = loopdev.status(self.loop.device)
-            if now is None or now.identity() != self.loop.identity():
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
+            return now is None or now.identity() != self.loop.identity()
+
+        return wait_until(released, RELEASE_WAIT_SECONDS)

@@ -16,13 +16,17 @@ import ctypes.util
 import errno
 import os
 import signal
-import time
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 CLONE_NEWNS = 0x00020000
 PR_SET_PDEATHSIG = 1
+
+# The mount namespace unshare_private() made for this process: the only one
+# whose processes kill_members() may signal.
+_made = []
 
 _libc = None
 
@@ -43,10 +47,17 @@ def _check(ret, what, hint=None):
 
 def unshare_private():
     """Move this (single-threaded) process into a new mount namespace in
-    which nothing propagates back to the host."""
+    which nothing propagates back to the host; returns that namespace's name
+    ('mnt:[inode]'), the one kill_members() may empty and no other."""
+    outside = namespace_id()
     _check(_c().unshare(ctypes.c_int(CLONE_NEWNS)), "cannot make a mount namespace (unshare)",
            hint="Run as root (CAP_SYS_ADMIN), from a single-threaded process")
+    inside = namespace_id()
+    if inside is None or inside == outside:
+        raise DiskImageError("unshare did not give this process a mount namespace of its own (still in %s)" % outside)
+    _made.append(inside)
     mountsys.set_propagation("/", mountsys.MS_REC | mountsys.MS_PRIVATE)
+    return inside
 
 
 def die_with_parent(sig=signal.SIGKILL):
@@ -67,44 +78,63 @@ def enter(pid, root):
     os.chdir("/")
 
 
-def namespace_id(pid="self"):
+def namespace_id(pid="self", proc=holders.PROC):
+    return holders.namespace_of(pid, "mnt", proc)
+
+
+def victims(private, own_pid=None, proc=holders.PROC, made=None):
+    """The pids kill_members() may signal: the processes in mount namespace
+    ``private``, which must be the one unshare_private() made (``made``), the
+    caller must still be in, and must not be the one of PID 1 (the host's,
+    or the container's); never PID 1, the caller or its ancestors, even if
+    they were in it.
+
+    Membership is the namespace's own name (its inode), compared for
+    equality: "a namespace other than the host's" would take in every
+    container and every other tool's namespace on the machine."""
+    own_pid = own_pid or os.getpid()
+    own = namespace_id(own_pid, proc)
+    made = made if made is not None else (_made[-1] if _made else None)
+    if not private or private != made or own != private or private == namespace_id(1, proc):
+        raise DiskImageError("refusing to kill the processes of mount namespace %s: it is not the private one "
+                             "this process made (%s; it is in %s, PID 1 in %s)" % (
+                                 private, made, own, namespace_id(1, proc)))
+    spared = set([1, own_pid]) | set(holders.ancestors(own_pid, proc))
+    return [pid for pid in holders.processes_in_namespace(private, "mnt", proc) if pid not in spared]
+
+
+def _kill_if_inside(pid, private, proc):
+    """SIGKILL ``pid`` through a pidfd, after checking again that the process
+    the pidfd pins is in ``private``: a pid reused between the scan and the
+    signal is never hit. Returns whether it was signalled."""
     try:
-        return os.readlink("/proc/%s/ns/mnt" % pid)
-    except OSError:
-        return None
+        fd = os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            return False
+        raise DiskImageError.from_oserror("cannot open process %d" % pid, exc)
+    try:
+        if namespace_id(pid, proc) != private:
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    except OSError as exc:
+        if exc.errno == errno.ESRCH:
+            return False
+        raise DiskImageError.from_oserror("cannot kill process %d" % pid, exc)
+    finally:
+        os.close(fd)
 
 
-def members(ns_id, exclude=()):
-    """Pids of the processes in mount namespace ``ns_id``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in exclude and namespace_id(name) == ns_id:
-            found.append(int(name))
-    return found
+def kill_members(private, wait=2.0, proc=holders.PROC):
+    """SIGKILL every other process in this process's private mount namespace
+    ``private`` (what a task left running: a daemon a package started, a
+    stuck command); returns the pids that would not die. See victims() for
+    what it refuses and whom it spares."""
+    pids = [pid for pid in victims(private, proc=proc) if _kill_if_inside(pid, private, proc)]
 
+    def gone():
+        return not [pid for pid in pids if namespace_id(pid, proc) == private]
 
-def kill_members(outside, exclude=(), wait=2.0):
-    """SIGKILL every other process in this process's own private mount
-    namespace (what a task left running: a daemon a package started, a stuck
-    command); returns the pids that would not die.
-
-    ``outside`` is the namespace this process was in before unshare_private().
-    Refuses unless the current one differs from it and from the parent's:
-    anywhere else "every other process" would be the whole machine."""
-    ns_id = namespace_id()
-    if ns_id is None or not outside or ns_id in (outside, namespace_id(os.getppid())):
-        raise DiskImageError("refusing to kill the processes of mount namespace %s: it is not a private one of "
-                             "this process (it was in %s)" % (ns_id, outside))
-    exclude = set(exclude) | set([os.getpid()])
-    pids = members(ns_id, exclude)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError as exc:
-            if exc.errno != errno.ESRCH:
-                raise
-    deadline = time.monotonic() + wait
-    while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if namespace_id(p) == ns_id]
-        time.sleep(0.02)
-    return pids
+    wait_until(gone, wait)
+    return [pid for pid in pids if namespace_id(pid, proc) == private]

@@ -18,7 +18,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 MARKER = b"diskimage.loop.image: temporary"

@@ -1,15 +1,12 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """_tree.plan: which partition goes where (declared or Discoverable Partitions), in
-which order; and _tree.binfmt's registration line and architecture probe."""
-import os
-
+which order."""
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import plan as tp
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils.partition_table import Partition, PartitionTable
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import Partition, PartitionTable
 
 GUID = {
     "root-x86-64": "4f68bce3-e8cd-4db1-96e7-fbcaf984b709",
@@ -111,48 +108,3 @@ def test_declared_refuses_bad_entries(mounts, words):
 def test_where():
     assert tp.where("/tmp/x/", "/") == "/tmp/x"
     assert tp.where("/tmp/x", "/var/tmp") == "/tmp/x/var/tmp"
-
-
-def test_registration_line_matches_qemu_binfmt_conf():
-    line = binfmt.registration_line("n", "aarch64", "/usr/bin/qemu-aarch64-static")
-    magic = "\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01" + "\\x00" * 9 + "\\x02\\x00\\xb7\\x00"
-    mask = "\\xff" * 7 + "\\x00" + "\\xff" * 8 + "\\xfe\\xff\\xff\\xff"
-    assert line == ":n:M::%s:%s:/usr/bin/qemu-aarch64-static:F" % (magic, mask)
-    assert ":\\x7f\\x45\\x4c\\x46\\x01\\x01\\x01" in binfmt.registration_line("n", "arm", "/q")
-
-
-def _elf(machine, elf_class=2):
-    return b"\x7fELF" + bytes([elf_class, 1, 1]) + b"\0" * 9 + b"\x02\x00" + machine.to_bytes(2, "little")
-
-
-def test_tree_machine_follows_links_inside_the_tree(tmp_path):
-    root = tmp_path / "root"
-    (root / "usr" / "bin").mkdir(parents=True)
-    (root / "usr" / "bin" / "dash").write_bytes(_elf(183))
-    os.symlink("usr/bin", str(root / "bin"))
-    os.symlink("/usr/bin/dash", str(root / "usr" / "bin" / "sh"))  # absolute: resolved in the tree
-    assert binfmt.tree_machine(str(root)) == "aarch64"
-    assert not binfmt.is_native("aarch64", "x86_64")
-    assert binfmt.is_native("i386", "x86_64")
-
-
-def test_tree_machine_refuses_unknown(tmp_path):
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "sh").write_bytes(b"#!/bin/true\n" + b"\0" * 20)
-    with pytest.raises(DiskImageError, match="not an ELF program"):
-        binfmt.tree_machine(str(tmp_path))
-
-
-def test_missing_emulator_says_what_to_install(tmp_path):
-    with pytest.raises(DiskImageError, match="apt-get install qemu-user-static"):
-        binfmt.find_emulator("riscv64", str(tmp_path / "nothing"))
-
-
-def test_kill_members_refuses_a_namespace_it_did_not_make():
-    from ansible_collections.diskimage.loop.plugins.module_utils._tree import namespace
-    here = namespace.namespace_id()
-    for outside in (here, None, ""):
-        with pytest.raises(DiskImageError, match="refusing to kill"):
-            namespace.kill_members(outside)
-    with pytest.raises(DiskImageError, match="refusing to kill"):
-        namespace.kill_members("mnt:[1]")  # the parent shares this namespace
