@@ -266,11 +266,11 @@ class Connection(ConnectionBase):
         return " (teardown: %s)" % text if text else ""
 
     def _enter(self):
-        pid, root = self._info["pid"], self._info["root"]
+        pid, root, expected = self._info["pid"], self._info["root"], self._info["namespace"]
 
         def preexec():
             namespace.die_with_parent()
-            namespace.enter(pid, root)
+            namespace.enter(pid, root, expected)
         return preexec
 
     def _run(self, argv, stdin=None, in_data=None, stdout=None):

@@ -102,7 +102,7 @@ class Holder(object):
             self.work.resolver()
         if req.get("service_guard", True):
             self.work.service_guard()
-        return {"ok": True, "pid": os.getpid(), "root": self.base, "arch": arch, "emulated": emulated,
+        return {"ok": True, "pid": os.getpid(), "namespace": self.private_ns, "root": self.base, "arch": arch, "emulated": emulated,
                 "binfmt": self.binfmt_name, "loop": self.tree.loop.device,
                 "mounted": [{"path": m["path"], "device": m["device"], "fstype": m["fstype"]} for m in mounted],
                 "prepared": self.work.done}

@@ -65,12 +65,17 @@ def die_with_parent(sig=signal.SIGKILL):
     _c().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(sig), 0, 0, 0)
 
 
-def enter(pid, root):
+def enter(pid, root, expected=None):
     """setns into ``pid``'s mount namespace, then chroot to ``root`` there.
     For the child side of a fork (a subprocess' preexec_fn): a process with
-    threads cannot change its mount namespace."""
+    threads cannot change its mount namespace. With ``expected`` (the name
+    unshare_private() returned), refuse any other namespace: a pid reused
+    after the holder died must not lead a command into a stranger's."""
     fd = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        if expected is not None and "mnt:[%d]" % os.fstat(fd).st_ino != expected:
+            raise DiskImageError("process %d is no longer the holder of the image's mount namespace %s" % (
+                pid, expected), errno=errno.ESRCH, hint="The holder has died; run the task again")
         _check(_c().setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNS)), "cannot enter the image's mount namespace")
     finally:
         os.close(fd)

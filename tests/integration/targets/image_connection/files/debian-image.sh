@@ -23,19 +23,34 @@ tarball="$cache/debian-$arch.tar"
 if [ ! -s "$tarball" ]; then
   if [ -n "$qemu" ]; then
     # mmdebstrap runs the foreign maintainer scripts through binfmt_misc: register
-    # qemu under a name of this run, in a private mount namespace, removed after.
-    # The line goes to the kernel as text: \xNN stays four characters (echo, not printf).
+    # qemu under a name of this run (PID namespace, pid, random part), removed
+    # after; a killed run's entry is removed by the next run in the same PID
+    # namespace. binfmt_misc is machine-wide: the private mount namespace only
+    # keeps its mount out of the host's table.
+    # The line goes to the kernel as text: \xNN stays four characters (echo, not
+    # printf), and anything but \x escapes in magic and mask is refused (raw
+    # bytes there once made an entry that matched every ELF program).
     # shellcheck disable=SC2016  # the backslashes are meant literally
-    magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
     mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
     # shellcheck disable=SC2016  # the script is expanded by the inner shell
     unshare -m --propagation private bash -euc '
-      name=debian-image-$$
+      dir=/proc/sys/fs/binfmt_misc
+      mountpoint -q $dir || mount -t binfmt_misc binfmt_misc $dir
+      pidns=$(readlink /proc/self/ns/pid | tr -dc 0-9)
+      for entry in "$dir"/debian-image-"$pidns"-*; do
+        [ -e "$entry" ] || continue
+        pid=${entry#"$dir"/debian-image-"$pidns"-}; pid=${pid%%-*}
+        [ -d "/proc/$pid" ] || echo -1 >"$entry"
+      done
+      name=debian-image-$pidns-$$-$(od -An -N4 -tx4 /dev/urandom | tr -d " ")
       line=":$name:M::$5:$6:/usr/bin/qemu-$3-static:F"
-      case "$line" in *[![:print:]]*) echo "refusing a registration with raw bytes" >&2; exit 1 ;; esac
-      mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-      echo "$line" > /proc/sys/fs/binfmt_misc/register
-      trap "echo -1 > /proc/sys/fs/binfmt_misc/$name" EXIT
+      escapes="^(\\\\x[0-9a-f]{2})+\$"
+      if ! [[ $5 =~ $escapes && $6 =~ $escapes && ${#5} == "${#6}" ]] || [[ $line == *[![:print:]]* ]]; then
+        echo "refusing a malformed binfmt_misc registration: $line" >&2; exit 1
+      fi
+      echo "$line" >$dir/register
+      trap "echo -1 >$dir/$name" EXIT
       mmdebstrap --quiet --format=tar --arch="$1" --variant=minbase ${2:+--include="$2"} bookworm "$4.part"
     ' sh "$arch" "$extra" "$qemu" "$tarball" "$magic" "$mask" >&2
   else
