@@ -27,6 +27,7 @@ import binascii
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import paths
 
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
 NAME_PREFIX = "diskimage-loop-"
@@ -52,35 +53,9 @@ NATIVE = {"x86_64": ("x86_64", "i386"), "aarch64": ("aarch64",), "riscv64": ("ri
           "armv7l": ("arm",), "i686": ("i386",)}
 
 
-def _resolve_in(root, path, hops=40):
-    """``path`` inside the tree at ``root``, following symlinks as a chroot would."""
-    parts = [p for p in path.split("/") if p]
-    done = []
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        if part == ".":
-            continue
-        host = os.path.join(root, *(done + [part]))
-        if os.path.islink(host):
-            hops -= 1
-            if hops < 0:
-                raise DiskImageError("too many symbolic links resolving %s in the image" % path)
-            target = os.readlink(host)
-            if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p] + parts
-            continue
-        done.append(part)
-    return os.path.join(root, *done) if done else root
-
-
 def tree_machine(root, probe="/bin/sh"):
     """The qemu name of the machine the tree's ``probe`` program is built for."""
-    path = _resolve_in(root, probe)
+    path = paths.resolve_in(root, probe)
     try:
         with open(path, "rb") as handle:
             header = handle.read(20)

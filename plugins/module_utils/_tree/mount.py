@@ -23,6 +23,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import source as mount_source
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import paths
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import plan as tree_plan
 
 RELEASE_WAIT_SECONDS = 5.0
@@ -67,7 +68,7 @@ class TreeMount(object):
     def _mount_one(self, entry):
         selection = self._select(entry)
         fstype = mount_source.filesystem_type(selection, entry["fstype"] or None)
-        target = tree_plan.where(self.root, entry["path"])
+        target = paths.resolve_in(self.root, entry["path"])
         if not os.path.isdir(target):
             if self.read_only or entry["path"] == "/":
                 raise DiskImageError("the mount point %s does not exist in the image" % entry["path"],
@@ -87,7 +88,7 @@ class TreeMount(object):
         for entry in tree_plan.mount_order(plan):
             self._mount_one(entry)
         if any(e["path"] is None for e in plan):
-            boot = tree_plan.where(self.root, "/boot")
+            boot = tree_plan.where(self.root, "/boot")  # a link there counts as not empty
             boot_empty = os.path.isdir(boot) and not os.path.islink(boot) and not os.listdir(boot)
             placed = tree_plan.place_esp(plan, boot_empty, esp_path)
             for entry in placed:

@@ -20,6 +20,7 @@ import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import paths
 
 MARKER = b"diskimage.loop.image: temporary"
 POLICY_RC_D = "/usr/sbin/policy-rc.d"
@@ -30,7 +31,7 @@ STAGE = "/run/.diskimage-loop"  # inside the tree's /run tmpfs
 
 
 def _inside(root, path):
-    return root.rstrip("/") + path
+    return paths.resolve_in(root.rstrip("/"), path)
 
 
 def _is_ours(path):
@@ -86,18 +87,21 @@ class WorkRoot(object):
     def _cover(self, path, content, mode):
         """Make ``path`` in the image read as ``content`` for the duration: a
         bind mount over the image's own file, or a marked file where there is none."""
-        target = _inside(self.root, path)
+        # Resolved in the tree: an image's absolute link must not lead a write to the host.
+        target = paths.parent_in(self.root, path)
         staged = self._stage(os.path.basename(path), content, mode)
         if os.path.islink(target):
             link = os.readlink(target)
             real = os.path.normpath(os.path.join(os.path.dirname(path), link)) if not link.startswith("/") else link
-            if real.startswith("/run/") and not os.path.lexists(_inside(self.root, real)):
+            resolved = _inside(self.root, path)
+            if real.startswith("/run/") and not os.path.lexists(resolved):
                 # A link into /run (systemd-resolved's stub): the fresh tmpfs holds the target.
-                os.makedirs(os.path.dirname(_inside(self.root, real)), 0o755)
-                os.rename(staged, _inside(self.root, real))
+                os.makedirs(os.path.dirname(resolved), 0o755, exist_ok=True)
+                os.rename(staged, resolved)
                 return "wrote %s (the target of %s) in the /run tmpfs" % (real, path)
-            if not os.path.exists(target):
+            if not os.path.exists(resolved):
                 return "left %s alone: a link to %s, outside /run" % (path, link)
+            target = resolved
         if os.path.exists(target) and not _is_ours(target):
             mountsys.mount(staged, target, None, mountsys.MS_BIND)
             self.mounts.append(target)
