@@ -22,15 +22,17 @@ case "$arch" in
 esac
 tarball="$cache/debian-$arch.tar"
 if [ ! -s "$tarball" ]; then
+  # In a private mount namespace: the /dev, /proc and /sys mmdebstrap mounts in
+  # its chroot never show in the host's mount table, even if the build is killed.
   if [ "$arch" = amd64 ]; then
-    mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-apt bookworm "$tarball.part" >&2
+    unshare -m --propagation private mmdebstrap --quiet --format=tar --variant=minbase --include=python3,python3-apt bookworm "$tarball.part" >&2
   else
     # Configuring minbase under qemu-user takes minutes; extracting takes seconds.
     # The extract hook sees the downloaded packages: their control data, marked
     # installed, is the dpkg database that lets dpkg -i inside resolve hello's
     # dependency on libc6.
     # shellcheck disable=SC2016  # the hook is expanded by mmdebstrap's shell
-    mmdebstrap --quiet --format=tar --arch="$arch" --variant=extract \
+    unshare -m --propagation private mmdebstrap --quiet --format=tar --arch="$arch" --variant=extract \
       --include=dpkg,dash,coreutils,diffutils,tar,libc-bin \
       --extract-hook='for deb in "$1"/var/cache/apt/archives/*.deb; do
           dpkg-deb --field "$deb"; printf "Status: install ok installed\n\n"
