@@ -14,7 +14,8 @@ Groups: loop (attach+detach, lookup), partitions (partscan+BLKPG vs losetup -P +
 partx), dm (dm backend vs kpartx: on this kernel if it has device-mapper, else
 in the VM of scripts/vm-tests.sh with --vm), roles (image_build vs a shell
 script, 20 image_mount re-runs vs findmnt-checked mount -o loop), artifact
-(zstd of a mostly empty 4 GiB image: image_artifact's core vs zstd on the raw file).
+(zstd of a mostly empty 4 GiB image: image_artifact's core vs zstd on the raw file),
+image (ten tasks inside a Debian image through the image connection vs on localhost).
 """
 
 import argparse
@@ -27,13 +28,14 @@ from common import COLLECTIONS, format_seconds, format_table, load_average, mach
     process_start_cost, release_under
 import bench_artifact
 import bench_dm
+import bench_image
 import bench_loop
 import bench_partitions
 import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 
-GROUPS = ("loop", "partitions", "dm", "roles", "artifact")
+GROUPS = ("loop", "partitions", "dm", "roles", "artifact", "image")
 
 
 def dm_groups(workdir, args):
@@ -68,6 +70,8 @@ def measure(workdir, args, wanted, loads):
         groups += bench_roles.run_all(section("roles"), args.quick)
     if "artifact" in wanted:
         groups += bench_artifact.run_all(section("artifact"), args.quick)
+    if "image" in wanted:
+        groups += bench_image.run_all(section("image"), args.quick)
     # last: the VM keeps both CPUs busy, and the load average remembers it for minutes
     if "dm" in wanted:
         groups += dm_groups(section("dm"), args)

@@ -61,4 +61,5 @@ DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
 # shellcheck disable=SC2034
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
   squashfs-tools erofs-utils xorriso docker.io mmdebstrap qemu-system-x86
-  linux-image-amd64 busybox-static shellcheck git rsync zstd xz-utils bmap-tools mtools faketime)
+  linux-image-amd64 busybox-static shellcheck git rsync zstd xz-utils bmap-tools mtools faketime
+  qemu-user-static)

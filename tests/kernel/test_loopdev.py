@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The loop core against this host's kernel, with util-linux as the oracle."""
 import errno
+import fcntl
 import multiprocessing
 import os
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state, loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 from .conftest import MiB, losetup_json
@@ -328,3 +330,23 @@ def test_concurrent_attach_and_detach(make_image):
         assert isinstance(result, list), result
         assert len(result) == 8
         assert loopdev.find_associated(image) == []
+
+
+def test_attach_held_keeps_the_device_until_its_fd_closes(make_image):
+    """attach_held: verified like attach, autoclear, unlocked for udev, and
+    released by the kernel on the close of the one descriptor it returns."""
+    path = make_image(size=8 * MiB)
+    status, fd = loopdev.attach_held(path, read_only=True, partscan=True)
+    try:
+        seen = oracle(status.device)
+        assert seen["back-file"] == path
+        assert seen["autoclear"] in (True, "1", 1) and seen["ro"] in (True, "1", 1)
+        assert status.autoclear and status.partscan
+        other = os.open(status.device, os.O_RDONLY)
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if attach_held left its lock
+        finally:
+            os.close(other)
+    finally:
+        os.close(fd)
+    assert wait_until(lambda: not loopdev.find_associated(path), 5)

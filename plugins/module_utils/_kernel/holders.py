@@ -166,3 +166,38 @@ def busy_report(path):
                 "(swap file, NFS export, another mount namespace) may hold it. A lazy "
                 "unmount (MNT_DETACH) detaches it now and frees it when released")
     return "Held by %s. Stop or move them, or unmount lazily (MNT_DETACH)" % "; ".join(parts)
+
+
+def namespace_of(pid, kind="mnt", proc=PROC):
+    """The namespace ``pid`` is in, as the kernel names it ('mnt:[4026531841]');
+    None when the process is gone, a zombie, or may not be inspected."""
+    return _readlink(os.path.join(proc, str(pid), "ns", kind))
+
+
+def processes_in_namespace(namespace, kind="mnt", proc=PROC):
+    """Pids of the processes in ``namespace`` (a name namespace_of returns)."""
+    if not namespace:
+        return []
+    try:
+        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+    except OSError:
+        return []
+    return [pid for pid in pids if namespace_of(pid, kind, proc) == namespace]
+
+
+def parent_of(pid, proc=PROC):
+    """The parent pid of ``pid`` (field 4 of /proc/PID/stat), or None."""
+    stat = _read_small(os.path.join(proc, str(pid), "stat"))
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rfind(")") + 1:].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+def ancestors(pid, proc=PROC):
+    """``pid``'s parent, its parent's parent, ... up to PID 1 (or what this PID namespace shows)."""
+    found = []
+    parent = parent_of(pid, proc)
+    while parent and parent not in found:
+        found.append(parent)
+        parent = parent_of(parent, proc)
+    return found

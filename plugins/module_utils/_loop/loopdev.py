@@ -525,12 +525,13 @@ def _verify(dev_fd, request, path):
                              hint="Nothing was left attached")
 
 
-def _attach_to(number, request, backing_fd):
+def _attach_to(number, request, backing_fd, keep_open=False):
     """Configure loopN under its lock; _Busy if another process owns it.
 
     With autoclear, returns the status read while this function still holds
     the device open: once it closes the device, the kernel releases it if
-    nobody else holds it, and there is nothing left to read. Else None."""
+    nobody else holds it, and there is nothing left to read. Else None.
+    With ``keep_open``, returns (status, fd): the device stays open, unlocked."""
     dev_flags = os.O_RDONLY if request.read_only else os.O_RDWR
     try:
         dev_fd = _open_device(number, dev_flags)
@@ -553,9 +554,16 @@ def _attach_to(number, request, backing_fd):
         except (DiskImageError, OSError):
             fcntl.ioctl(dev_fd, abi.LOOP_CLR_FD, 0)
             raise
-        return status(number) if request.autoclear else None
+        held = status(number) if request.autoclear else None
+        if keep_open:
+            # Verified and ours: let udev and other tools see it from now on.
+            fcntl.flock(dev_fd, fcntl.LOCK_UN)
+            kept, dev_fd = dev_fd, None
+            return held, kept
+        return held
     finally:
-        os.close(dev_fd)
+        if dev_fd is not None:
+            os.close(dev_fd)
 
 
 def _refuse_leftovers(dev_fd, number):
@@ -634,6 +642,24 @@ def attach(path, device=None, **options):
     return result
 
 
+def attach_held(path, **options):
+    """Attach ``path`` to the first free device with autoclear, and keep the
+    device open: returns (LoopStatus, fd).
+
+    The same locking, retries and verification as attach(). The kernel clears
+    the device on the last close, so closing ``fd`` (or dying, however) after
+    everything else let go of it releases it: nothing can leak. Options as
+    for attach(), except autoclear, which is always on."""
+    options["autoclear"] = True
+    request = AttachRequest(path, **options).validate()
+    backing_fd = request.open_backing()
+    try:
+        _number, (held, fd) = _attach_free(request, backing_fd, keep_open=True)
+    finally:
+        os.close(backing_fd)
+    return held, fd
+
+
 def _attach_named(number, request, backing_fd):
     for _attempt in range(CLEANUP_TRIES):
         try:
@@ -648,7 +674,7 @@ def _attach_named(number, request, backing_fd):
                          hint="Name another device, or omit device to pick a free one")
 
 
-def _attach_free(request, backing_fd):
+def _attach_free(request, backing_fd, keep_open=False):
     control = _open_control()
     try:
         for _attempt in range(ALLOCATION_TRIES):
@@ -659,7 +685,7 @@ def _attach_free(request, backing_fd):
                 raise DiskImageError.from_oserror("cannot find a free loop device", exc,
                                                   hint="Raise the loop module's max_loop or detach unused devices")
             try:
-                return number, _attach_to(number, request, backing_fd)
+                return number, _attach_to(number, request, backing_fd, keep_open)
             except (_Vanished, _Cleaned):
                 continue  # removed by another program, or cleaned up: ask again at once
             except _Busy:
