@@ -443,6 +443,12 @@ def _parse_header(src, sector_size, lba, total):
     if hdr.last_usable >= total:
         raise _BadHeader("last usable LBA %d is past the end of the image (%d sectors): the image was "
                          "truncated" % (hdr.last_usable, total))
+    if hdr.first_usable < 2:
+        # LBA 0 is the protective MBR and LBA 1 the primary header, whichever
+        # header this is: a usable area reaching them would let a partition
+        # overwrite the table itself.
+        raise _BadHeader("first usable LBA %d overlaps the protective MBR and the primary header (LBA 0-1)"
+                         % hdr.first_usable)
     if hdr.first_usable > hdr.last_usable + 1:
         raise _BadHeader("first usable LBA %d is after last usable LBA %d" % (hdr.first_usable, hdr.last_usable))
     array_sectors = -(-array_bytes // sector_size)
