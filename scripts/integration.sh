@@ -133,11 +133,12 @@ EOF
   echo "==> $name done in ${took}s (rc $rc)"
 }
 
-# INTEGRATION_JOBS targets run side by side (default 1). Each works in its own
-# workspace, but loop_device and loop_device_info both reserve the same named
-# devices (setup_loop_named_base), and on a 2-core machine the runs are CPU-bound
-# anyway: side by side saved about 5% there.
-jobs=${INTEGRATION_JOBS:-1}
+# INTEGRATION_JOBS targets run side by side (default: one per CPU). Each works in its
+# own workspace, and the named-device tests get a block of device numbers that
+# setup_loop allocates for that run alone (files/named_claim.py), so no two targets
+# touch the same device.
+jobs=${INTEGRATION_JOBS:-$(nproc)}
+case $jobs in '' | *[!0-9]* | 0) echo "INTEGRATION_JOBS must be a positive number" >&2; exit 2 ;; esac
 started=$SECONDS
 running=0
 for name in "${targets[@]}"; do

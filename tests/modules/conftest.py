@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Module tier: the modules run by Ansible on localhost through pytest-ansible.
+
+``modules`` calls a module the way a playbook task does (pytest-ansible's
+``ansible_module`` fixture: a one-task play through Ansible's task queue, the
+collection loaded by Ansible's collection finder) and returns the task's result
+dictionary. ``workspace`` is a directory for the test's images; whatever a test left
+mounted below it or attached from it is released afterwards, even when the test
+failed, and a test that left something behind fails. util-linux reads the kernel's
+state back (``losetup --json``, ``findmnt --json``, ``sfdisk --json``): the oracles.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+MiB = 1 << 20
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() == 0 and os.path.exists("/dev/loop-control"):
+        return
+    skip = pytest.mark.skip(reason="needs root and /dev/loop-control")
+    for item in items:
+        if "tests/modules" in str(item.path):
+            item.add_marker(skip)
+
+
+def run(*argv, check=True):
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+def losetup():
+    """Every attached loop device, as losetup --list --json reports it."""
+    out = run("losetup", "--list", "--json", "-O",
+              "NAME,BACK-FILE,OFFSET,SIZELIMIT,RO,PARTSCAN").stdout
+    return json.loads(out)["loopdevices"] if out.strip() else []
+
+
+def attached(path):
+    """The loop devices whose backing file is path or lies below it."""
+    path = str(path)
+    return [dev for dev in losetup()
+            if (dev.get("back-file") or "") == path or (dev.get("back-file") or "").startswith(path + "/")]
+
+
+def findmnt(target):
+    """The mount at target (findmnt --json --mountpoint), or None."""
+    proc = run("findmnt", "--json", "--mountpoint", str(target), "-o", "SOURCE,TARGET,FSTYPE,OPTIONS", check=False)
+    return json.loads(proc.stdout)["filesystems"][0] if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def mounts_below(path):
+    with open("/proc/self/mountinfo", encoding="utf-8") as table:
+        targets = [line.split()[4] for line in table]
+    # mountinfo escapes spaces as \040; the workspace paths have none
+    return [target for target in targets if target.startswith(str(path) + "/")]
+
+
+def sfdisk(image):
+    """The partition table of image as sfdisk --json reads it, or None."""
+    proc = run("sfdisk", "--json", str(image), check=False)
+    return json.loads(proc.stdout)["partitiontable"] if proc.returncode == 0 else None
+
+
+def sparse(path, size):
+    with open(path, "wb") as image:
+        image.truncate(size)
+    return str(path)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A directory for the test's files; released (and checked) after the test."""
+    yield tmp_path
+    left_mounts = mounts_below(tmp_path)
+    for target in sorted(left_mounts, reverse=True):
+        if run("umount", target, check=False).returncode:
+            run("umount", "--lazy", target, check=False)
+    left_devices = [dev["name"] for dev in attached(tmp_path)]
+    for name in left_devices:
+        run("losetup", "--detach", name, check=False)
+    if left_mounts or left_devices:
+        pytest.fail("the test left mounts %s and loop devices %s behind (released now)"
+                    % (left_mounts, left_devices))
+
+
+class Modules:
+    """Runs diskimage.loop modules on the inventory's localhost and returns each result.
+
+    pytest-ansible's ad-hoc play has no check-mode switch of its own (its --check
+    option is parsed but never handed on), so check=True sets the task keyword
+    check_mode on the one task of the play it builds. Every task runs with diff on.
+    """
+
+    def __init__(self, dispatcher):
+        self._dispatcher = dispatcher
+        self._check = False
+        build = dispatcher._build_play_ds
+
+        def play_with_keywords(complex_args):
+            play = build(complex_args)
+            play["tasks"][0].update(check_mode=self._check, diff=True)
+            return play
+
+        dispatcher._build_play_ds = play_with_keywords
+
+    def __call__(self, name, check=False, **args):
+        self._check = check
+        results = getattr(self._dispatcher, "diskimage.loop." + name)(**args)
+        assert list(results.keys()) == ["localhost"], results.contacted
+        return dict(results["localhost"])
+
+
+@pytest.fixture
+def modules(ansible_module):
+    return Modules(ansible_module)
