@@ -20,13 +20,20 @@ import pytest
 MiB = 1 << 20
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+# pytest-ansible's fixtures run modules on the hosts of this inventory that match the
+# host pattern: localhost, connection local, the Python that runs pytest and Ansible.
+ON_LOCALHOST = pytest.mark.ansible(inventory=os.path.join(HERE, "inventory.yml"), host_pattern="localhost")
+
+
 def pytest_collection_modifyitems(config, items):
-    if os.geteuid() == 0 and os.path.exists("/dev/loop-control"):
-        return
+    usable = os.geteuid() == 0 and os.path.exists("/dev/loop-control")
     skip = pytest.mark.skip(reason="needs root and /dev/loop-control")
     for item in items:
-        if "tests/modules" in str(item.path):
-            item.add_marker(skip)
+        if str(item.path).startswith(HERE + os.sep):
+            item.add_marker(ON_LOCALHOST)
+            if not usable:
+                item.add_marker(skip)
 
 
 def run(*argv, check=True):
