@@ -85,7 +85,7 @@ done
 before=$(mktemp)
 trap 'rm -rf "$work" "$before"' EXIT
 leak_snapshot >"$before"
-log "stages: ${first[*]:-}${second[*]:+ | beside them: ${second[*]}}"
+log "lane 1: ${first[*]:-nothing}; lane 2, beside it: ${second[*]:-nothing}"
 stages_start=$SECONDS
 pids=()
 [ ${#first[@]} -eq 0 ] || { run_lane "${first[@]}" & pids+=($!); }
