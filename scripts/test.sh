@@ -25,6 +25,27 @@ for stage in "${stages[@]}"; do
   case " ${ALL_STAGES[*]} " in *" $stage "*) ;; *) echo "unknown stage: $stage (stages: ${ALL_STAGES[*]})" >&2; exit 2 ;; esac
 done
 
+first=() second=()
+for stage in "${stages[@]}"; do
+  if [ "${TEST_LANES:-$(nproc)}" -gt 1 ] && [[ " ${SECOND_LANE[*]} " == *" $stage "* ]]; then
+    second+=("$stage")
+  else
+    first+=("$stage")
+  fi
+done
+# The packages of the molecule and vm stages are the pseudo-stage `packages`, ahead of
+# the first of those stages in its lane.
+for lane in first second; do
+  declare -n stages_of=$lane
+  for i in "${!stages_of[@]}"; do
+    case ${stages_of[$i]} in molecule | vm)
+      stages_of=("${stages_of[@]:0:$i}" packages "${stages_of[@]:$i}")
+      break ;;
+    esac
+  done
+  unset -n stages_of
+done
+
 run_start=$SECONDS
 apt_install "${TEST_PACKAGES[@]}"
 make_venv "$ROOT/scripts/requirements.txt"
@@ -38,6 +59,7 @@ setup_seconds=$((SECONDS - run_start))
 
 run_stage() {
   case "$1" in
+    packages) apt_install "${CONTAINER_VM_PACKAGES[@]}" ;;
     unit) python -m pytest tests/unit -q -p no:cacheprovider ;;
     kernel) python -m pytest tests/kernel -q -p no:cacheprovider ;;
     modules) python -m pytest tests/modules -q -p no:cacheprovider ;;
@@ -73,15 +95,6 @@ run_lane() {
   done
 }
 
-first=() second=()
-for stage in "${stages[@]}"; do
-  if [ "${TEST_LANES:-$(nproc)}" -gt 1 ] && [[ " ${SECOND_LANE[*]} " == *" $stage "* ]]; then
-    second+=("$stage")
-  else
-    first+=("$stage")
-  fi
-done
-
 before=$(mktemp)
 trap 'rm -rf "$work" "$before"' EXIT
 leak_snapshot >"$before"
@@ -99,7 +112,7 @@ if leak_check "$before"; then passed=$((passed + 1)); else failed=$((failed + 1)
 
 printf '\n%-12s %-6s %-7s %8s\n' stage lane result seconds
 printf '%-12s %-6s %-7s %8d\n' set-up - - "$setup_seconds"
-for stage in "${stages[@]}"; do
+for stage in "${first[@]}" "${second[@]}"; do
   lane=1
   [[ " ${second[*]:-} " == *" $stage "* ]] && lane=2
   if [ -s "$work/$stage" ]; then

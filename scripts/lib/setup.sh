@@ -68,5 +68,9 @@ collection_path() {
 DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
 # shellcheck disable=SC2034
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
-  squashfs-tools erofs-utils xorriso docker.io mmdebstrap qemu-system-x86
-  linux-image-amd64 busybox-static shellcheck git rsync)
+  squashfs-tools erofs-utils xorriso busybox-static shellcheck git rsync)
+# The large ones only the molecule stage (docker.io, mmdebstrap) and the vm stage
+# (qemu-system-x86, linux-image-amd64) need: scripts/test.sh installs them while the
+# first lane of stages already runs.
+# shellcheck disable=SC2034
+CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64)
