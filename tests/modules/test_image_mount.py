@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """diskimage.loop.image_mount through Ansible: mounted and unmounted, reruns, check mode, bad input."""
 
-from conftest import MiB, attached, findmnt, run, sparse
+from oracles import MiB, attached, findmnt, run, sparse
 
 
 def ext4(path, size, label):

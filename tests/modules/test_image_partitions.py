@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import MiB, attached, sfdisk, sparse
+from oracles import MiB, attached, sfdisk, sparse
 
 SECTOR = 512
 

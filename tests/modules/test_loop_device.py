@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """diskimage.loop.loop_device through Ansible: attach, idempotence, check mode, detach, bad input."""
 
-from conftest import MiB, attached, sparse
+from oracles import MiB, attached, sparse
 
 
 def test_attach_is_idempotent_and_detach_undoes_it(modules, workspace):

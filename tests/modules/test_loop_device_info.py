@@ -4,7 +4,7 @@
 
 import os
 
-from conftest import MiB, attached, losetup, run, sparse
+from oracles import MiB, attached, losetup, run, sparse
 
 
 def test_devices_of_a_file_agree_with_losetup(modules, workspace):
