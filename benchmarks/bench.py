@@ -29,13 +29,13 @@ import bench_loop
 import bench_partitions
 import bench_roles
 import vm
-from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 
 GROUPS = ("loop", "partitions", "dm", "roles")
 
 
 def dm_groups(workdir, args):
-    if partitions_state.dm_available():
+    if devmapper.available():
         return bench_dm.bench_dm(workdir, 10 if args.quick else 40, "host kernel")
     if not args.vm:
         return bench_dm.skipped_groups("no device-mapper on this kernel; run with --vm", "VM")
@@ -100,7 +100,7 @@ def main():
             loads = []
             groups = measure(workdir, args, wanted, loads)
         finally:
-            left = release_under(workdir, bench_dm.remove_maps if partitions_state.dm_available() else None)
+            left = release_under(workdir, bench_dm.remove_maps if devmapper.available() else None)
             if left:
                 sys.stderr.write("bench: had to release what a benchmark left: %s\n" % ", ".join(left))
     header += [

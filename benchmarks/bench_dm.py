@@ -15,7 +15,9 @@ import tempfile
 
 from common import (SEED_PARTITIONS, Group, Row, interleaved, make_seed_image, process_start_cost,
                     release_under, run, skipped_group)
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 TITLE = "3. Seed image: map + unmap its 8 partitions with device-mapper (%s)"
 NOTES = ["core: partitions_state.plan_present(IMAGE, backend=dm).apply() (attach, then DM_DEV_CREATE,",
@@ -85,7 +87,7 @@ def bench_map_unmap(image, rounds):
 
 def bench_dm(workdir, rounds, where):
     """The comparison on this kernel; [Group]."""
-    if not partitions_state.dm_available():
+    if not devmapper.available():
         return skipped_groups("no device-mapper", where)
     if shutil.which("kpartx") is None:
         return skipped_groups("kpartx is not installed", where)

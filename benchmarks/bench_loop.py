@@ -1,11 +1,43 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Loop devices: attach+detach, and the associated-device lookup, against losetup."""
+"""Loop devices: attach+detach, and the associated-device lookup, against losetup
+and against the bare ioctls the core is built on."""
 
+import errno
+import fcntl
 import os
 
 from common import Group, Row, interleaved, run
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import loop_abi as abi
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+
+
+def bare_attach_detach(image):
+    """The floor: LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD and the opens
+    they need, with no lock, no verification and no wait for the detach (only
+    a retry when another program took the device first, or it would fail)."""
+    backing = os.open(image, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        while True:
+            control = os.open(loopdev.LOOP_CONTROL, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                number = fcntl.ioctl(control, abi.LOOP_CTL_GET_FREE)
+            finally:
+                os.close(control)
+            device = os.open(loopdev.device_path(number), os.O_RDWR | os.O_CLOEXEC)
+            try:
+                try:
+                    fcntl.ioctl(device, abi.LOOP_CONFIGURE, abi.pack_config(backing, 0, abi.LoopInfo(file_name=image)))
+                except OSError as exc:
+                    if exc.errno == errno.EBUSY:
+                        continue
+                    raise
+                fcntl.ioctl(device, abi.LOOP_CLR_FD, 0)
+                return
+            finally:
+                os.close(device)
+    finally:
+        os.close(backing)
 
 
 def bench_attach_detach(workdir, rounds):
@@ -20,12 +52,15 @@ def bench_attach_detach(workdir, rounds):
         device = run(["losetup", "--find", "--show", image]).stdout.strip()
         run(["losetup", "--detach", device])
 
-    samples = interleaved([("core", core), ("tool", tool)], rounds)
+    samples = interleaved([("core", core), ("tool", tool), ("bare", lambda: bare_attach_detach(image))], rounds)
     group = Group("1a. Loop device attach+detach cycle (host kernel)",
                   ["core: loopdev.attach() then loopdev.detach() (waits until the kernel has let go)",
-                   "tool: losetup --find --show IMAGE, then losetup --detach DEVICE"])
+                   "tool: losetup --find --show IMAGE, then losetup --detach DEVICE",
+                   "bare: GET_FREE, CONFIGURE, CLR_FD from Python, nothing else (the floor)"])
     group.pair(Row("attach+detach (core)", samples["core"]),
                Row("attach+detach (losetup -f --show / -d)", samples["tool"]))
+    group.pair(Row("attach+detach (core, against the floor)", samples["core"]),
+               Row("attach+detach (bare ioctls)", samples["bare"]))
     return group
 
 
@@ -62,4 +97,4 @@ def bench_lookup(workdir, devices, rounds):
 
 def run_all(workdir, quick):
     return [bench_attach_detach(workdir, 50 if quick else 200),
-            bench_lookup(workdir, 64, 30 if quick else 100)]
+            bench_lookup(workdir, 256, 30 if quick else 100)]

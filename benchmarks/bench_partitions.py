@@ -6,7 +6,7 @@ backend of image_partitions against losetup -P and partx (host tier)."""
 import os
 
 from common import SEED_PARTITIONS, Group, Row, interleaved, kernel_partition_numbers, make_seed_image, run
-from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
 EXPECTED = list(range(1, SEED_PARTITIONS + 1))
 

@@ -13,8 +13,9 @@ import sys
 
 from common import (COLLECTIONS, HERE, ROOT, SEED_DATA_PARTITIONS, Group, Row, interleaved, release_under, run,
                     skipped_group)
-from ansible_collections.diskimage.loop.plugins.module_utils import fsprobe, loopdev
-from ansible_collections.diskimage.loop.plugins.module_utils.partition_table import read_table
+from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_table
 
 INVENTORY = os.path.join(ROOT, "playbooks", "inventory", "localhost.yml")
 SEED_BUILD_SH = os.path.join(HERE, "seed_build.sh")

@@ -21,8 +21,8 @@ COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
 sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
-from ansible_collections.diskimage.loop.plugins.module_utils import (  # noqa: E402
-    blkpg, loopdev, ownership, sysfs)
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, sysfs  # noqa: E402
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership  # noqa: E402
 
 MIB = 1 << 20
 

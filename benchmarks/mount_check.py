@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "collections"))
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mount_state  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as mount_state  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def main():

@@ -339,8 +339,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import mount_source, mount_state
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import source as mount_source, state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 
 class ImageMountModule(AnsibleModule):
@@ -381,19 +381,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    try:
-        plan = mount_state.plan(
-            params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
-            fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
-            lazy=params["lazy"], follow_symlinks=params["follow_symlinks"])
-        if not module.check_mode:
-            plan.apply()
-        result = plan.report(module.check_mode)
-    except DiskImageError as exc:
-        module.fail_json(**exc.to_result())
-    for warning in plan.warnings:
-        module.warn(warning)
-    module.exit_json(**result)
+    run(module, lambda: mount_state.plan(
+        params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
+        fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
+        lazy=params["lazy"], follow_symlinks=params["follow_symlinks"]))
 
 
 if __name__ == "__main__":

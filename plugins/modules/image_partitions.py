@@ -468,8 +468,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import partitions_state
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 
 def main():
@@ -495,27 +495,15 @@ def main():
     layout = None
     if params["layout"]:
         layout = dict((key, value) for key, value in params["layout"].items() if value is not None)
-    try:
+
+    def make_plan():
         if params["state"] == "present":
-            plan = partitions_state.plan_present(
+            return partitions_state.plan_present(
                 params["src"], backend=params["backend"], read_only=params["read_only"], layout=layout,
                 force=params["force"], sector_size=params["sector_size"])
-        else:
-            plan = partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
-        if not module.check_mode:
-            plan.apply()
-        result = dict(changed=plan.changed, actions=plan.descriptions())
-        if params["state"] == "present":
-            result.update(plan.result(module.check_mode))
-        else:
-            result["src"] = plan.source.path
-            result["detached"] = plan.detached
-            result["skipped_devices"] = plan.skipped
-        result["diff"] = dict(before=plan.before[0] if len(plan.before) == 1 else {"devices": plan.before},
-                              after=plan.after[0] if len(plan.after) == 1 else {"devices": plan.after})
-    except DiskImageError as exc:
-        module.fail_json(**exc.to_result())
-    module.exit_json(**result)
+        return partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
+
+    run(module, make_plan)
 
 
 if __name__ == "__main__":

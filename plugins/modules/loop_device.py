@@ -234,8 +234,8 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loop_state
-from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state
+from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import parse_size
 
 
@@ -260,39 +260,18 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    try:
+
+    def make_plan():
         offset = parse_size(params["offset"], "offset") if params["offset"] is not None else None
         sizelimit = parse_size(params["sizelimit"], "sizelimit") if params["sizelimit"] is not None else 0
         if params["state"] == "present":
-            plan = loop_state.plan_present(
+            return loop_state.plan_present(
                 params["file"], device=params["device"], offset=offset or 0, sizelimit=sizelimit,
                 read_only=params["read_only"], partscan=params["partscan"], direct_io=params["direct_io"],
                 sector_size=params["sector_size"], autoclear=params["autoclear"], resize=params["resize"])
-        else:
-            plan = loop_state.plan_absent(params["file"], device=params["device"], offset=offset,
-                                          force=params["force"])
-        if not module.check_mode:
-            plan.apply()
-    except DiskImageError as exc:
-        module.fail_json(**exc.to_result())
+        return loop_state.plan_absent(params["file"], device=params["device"], offset=offset, force=params["force"])
 
-    result = dict(changed=plan.changed, actions=plan.descriptions())
-    for warning in plan.warnings:
-        module.warn(warning)
-    if params["state"] == "present":
-        after = plan.after[0] if plan.after else {}
-        result.update(device=plan.device, created=plan.created, released=plan.released, status=after,
-                      devices=plan.after)
-        result["diff"] = dict(before=plan.before[0] if plan.before else {}, after=after)
-    else:
-        # In check mode nothing ran, so every planned detach counts as one.
-        detached = [dev["device"] for dev in plan.before
-                    if plan.outcomes.get(dev["device"], "detached") == "detached"]
-        result.update(devices=plan.before, detached=detached,
-                      pending=[dev for dev, outcome in plan.outcomes.items() if outcome == "pending"])
-        result["diff"] = dict(before={"devices": plan.before},
-                              after={"devices": [dev for dev in plan.before if dev["device"] not in detached]})
-    module.exit_json(**result)
+    run(module, make_plan)
 
 
 if __name__ == "__main__":

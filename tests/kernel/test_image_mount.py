@@ -18,16 +18,13 @@ import time
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import (
-    fsprobe,
-    loopdev,
-    mount_state,
-    mountinfo,
-    ownership,
-    partitions_state,
-)
+from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils.partition_layout import write_layout
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import write_layout
 
 from .conftest import MiB
 

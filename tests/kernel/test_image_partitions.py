@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import blkpg, loopdev, ownership, partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 from .conftest import MiB

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loop_state, loopdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state, loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 from .conftest import MiB, losetup_json

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import fsprobe
-from ansible_collections.diskimage.loop.plugins.module_utils import mountinfo as mi
-from ansible_collections.diskimage.loop.plugins.module_utils import mountsys as ms
+from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo as mi
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys as ms
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 pytestmark = [

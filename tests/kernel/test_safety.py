@@ -127,8 +127,11 @@ for name in ("write", "pwrite", "writev", "pwritev", "ftruncate", "truncate"):
     if hasattr(os, name):
         setattr(os, name, guarded_writer(getattr(os, name)))
 
-from ansible_collections.diskimage.loop.plugins.module_utils import (  # noqa: E402
-    loop_state, mount_plan, mountsys, partitions_state)
+from ansible_collections.diskimage.loop.plugins.module_utils import plan  # noqa: E402
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state  # noqa: E402
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import plan as mount_plan  # noqa: E402
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys  # noqa: E402
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state  # noqa: E402
 
 
 class NoLibc(object):
@@ -141,7 +144,7 @@ def no_apply(self):
 
 
 mountsys._libc = NoLibc()
-for cls in (loop_state.Plan, partitions_state.PartitionsPlan, mount_plan.MountPlan):
+for cls in (plan.Plan, loop_state.LoopPlan, partitions_state.PartitionsPlan, mount_plan.MountPlan):
     cls.apply = no_apply
 runpy.run_module(MODULE, run_name="__main__", alter_sys=True)
 """

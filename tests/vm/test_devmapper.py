@@ -14,10 +14,10 @@ import stat
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import kpartx_compat as kc
-from ansible_collections.diskimage.loop.plugins.module_utils.devmapper import DeviceMapper, Target
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat as kc
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.devmapper import DeviceMapper, Target
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-from ansible_collections.diskimage.loop.plugins.module_utils.partition_table import read_table
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_table
 from vm_helpers import dm_devices, run, sfdisk_partitions, wait_for
 
 pytestmark = pytest.mark.vm
@@ -259,7 +259,8 @@ def test_image_partitions_absent_leaves_maps_of_other_attachments(scratch):
     """state=absent on an image file takes down the maps and the loop device the
     module made; kpartx's maps on a device attached by hand stay until
     all_attachments asks for them, and that device is never detached."""
-    from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, partitions_state
+    from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+    from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 
     image = scratch.seed_image()
     ours = partitions_state.plan_present(image, backend="dm").apply()

@@ -15,7 +15,9 @@ import shutil
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils import loopdev, mount_state, partitions_state
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from vm_helpers import MIB, bound_loops, run, wait_for
 
