@@ -25,13 +25,16 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Wait for the dpkg lock instead of failing: the second lane of scripts/test.sh
+  # installs its packages while the first lane runs, and so may anything else here.
+  local lock=(-o DPkg::Lock::Timeout=600)
   # Once per run: the scripts test.sh starts inherit APT_UPDATED.
   if [ -z "${APT_UPDATED:-}" ]; then
-    apt-get update -qq
+    apt-get "${lock[@]}" update -qq
     export APT_UPDATED=1
   fi
   # No fsync per unpacked file: a machine that crashes mid-install reinstalls anyway.
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io \
+  apt-get "${lock[@]}" install -y -qq --no-install-recommends -o Dpkg::Options::=--force-unsafe-io \
     "${missing[@]}" >/dev/null
 }
 
@@ -71,6 +74,8 @@ TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-pr
   squashfs-tools erofs-utils xorriso busybox-static shellcheck git rsync)
 # The large ones only the molecule stage (docker.io, mmdebstrap) and the vm stage
 # (qemu-system-x86, linux-image-amd64) need: scripts/test.sh installs them while the
-# first lane of stages already runs.
+# first lane of stages already runs. A package the integration targets or the other
+# first-lane stages need belongs in TEST_PACKAGES (installed before the lanes start),
+# even when it is also listed here.
 # shellcheck disable=SC2034
 CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64)
