@@ -6,11 +6,15 @@
 #
 # Usage: scripts/integration.sh [-v] [TARGET...] [-- EXTRA ANSIBLE-PLAYBOOK ARGS]
 #   TARGET   target names (default: every target not prefixed setup_/prepare_ and
-#            not marked disabled/unsupported in its aliases)
+#            not marked disabled, unsupported or slow in its aliases)
 #   -v       show the full ansible-playbook output (it is always kept in the log dir)
 # Examples:
 #   scripts/integration.sh
 #   scripts/integration.sh loop_device -- -e '{"loop_test_groups": ["absent"]}'
+#   INTEGRATION_SLOW=1 scripts/integration.sh      also the targets marked slow
+# Words of a target's aliases file this runner reads:
+#   slow          opt-in: runs when named or with INTEGRATION_SLOW=1
+#   time/SECONDS  how long the target takes on a 2-core machine; the longest start first
 #
 # Exits non-zero when any target fails. Needs root and the loop kernel module.
 set -euo pipefail
@@ -25,7 +29,7 @@ extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -v) verbose=1 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     -*) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     *) targets+=("$1") ;;
@@ -40,19 +44,46 @@ fi
 collection_path
 
 TARGETS_DIR="$ROOT/tests/integration/targets"
+LOGS="$ROOT/tests/output/integration"
+
+# aliases_word NAME REGEX: the first word of target NAME's aliases file matching REGEX.
+aliases_word() {
+  [ -f "$TARGETS_DIR/$1/aliases" ] || return 0
+  sed 's/#.*//' "$TARGETS_DIR/$1/aliases" | grep -Eo "^[[:space:]]*($2)[[:space:]]*$" | head -n 1 | tr -d '[:space:]' || true
+}
+
+# expected_seconds NAME: the target's time in the last run here (LOGS/NAME.seconds),
+# else its time/SECONDS alias, else 0.
+expected_seconds() {
+  local took
+  if [ -s "$LOGS/$1.seconds" ] && read -r took <"$LOGS/$1.seconds" && [[ $took =~ ^[0-9]+$ ]]; then
+    echo "$took"
+    return
+  fi
+  took=$(aliases_word "$1" 'time/[0-9]+')
+  took=${took#time/}
+  echo "${took:-0}"
+}
+
 if [ ${#targets[@]} -eq 0 ]; then
   for dir in "$TARGETS_DIR"/*/; do
     name=$(basename "$dir")
     case "$name" in setup_* | prepare_*) continue ;; esac
-    if [ -f "$dir/aliases" ] && grep -Eq '^(disabled|unsupported)\b' "$dir/aliases"; then
-      echo "skipping $name (aliases: disabled/unsupported)"
+    word=$(aliases_word "$name" 'disabled|unsupported')
+    if [ -n "$word" ]; then
+      echo "skipping $name (aliases: $word)"
+      continue
+    fi
+    if [ -n "$(aliases_word "$name" slow)" ] && [ "${INTEGRATION_SLOW:-0}" != 1 ]; then
+      echo "skipping $name (aliases: slow; INTEGRATION_SLOW=1 or naming the target runs it)"
       continue
     fi
     targets+=("$name")
   done
-  # The role targets take longest: with INTEGRATION_JOBS > 1, start them first.
-  mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep '^role_' || true; printf '%s\n' "${targets[@]}" | grep -v '^role_' || true)
 fi
+# Longest first: with INTEGRATION_JOBS > 1 a long target then overlaps all the short
+# ones instead of starting last and running alone.
+mapfile -t targets < <(for name in "${targets[@]}"; do echo "$(expected_seconds "$name") $name"; done | sort -k1,1nr -k2,2 | cut -d' ' -f2)
 for name in "${targets[@]}"; do
   if [ ! -f "$TARGETS_DIR/$name/tasks/main.yml" ]; then
     echo "no such target: $name" >&2
@@ -75,7 +106,6 @@ sys.exit(1 if bad else 0)
 PY
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/loop-integration.XXXXXX")
-LOGS="$ROOT/tests/output/integration"
 mkdir -p "$LOGS"
 cat >"$WORK/inventory.ini" <<EOF
 [testgroup]
@@ -111,6 +141,7 @@ EOF
     ansible-playbook -i "$WORK/inventory.ini" "$playbook" "${extra[@]}" >"$log" 2>&1 || rc=$?
   fi
   took=$((SECONDS - t0))
+  [ "$rc" -ne 0 ] || echo "$took" >"$LOGS/$name.seconds"
   recap=$(grep -E '^testhost +:' "$log" | tail -n 1 | sed -E 's/^testhost +: +//; s/ +/ /g' || true)
   passed=$(grep -c 'TEST GROUP PASSED: ' "$log" || true)
   failed=$(grep -c 'TEST GROUP FAILED: ' "$log" || true)
@@ -133,11 +164,12 @@ EOF
   echo "==> $name done in ${took}s (rc $rc)"
 }
 
-# INTEGRATION_JOBS targets run side by side (default 1). Each works in its own
-# workspace, but loop_device and loop_device_info both reserve the same named
-# devices (setup_loop_named_base), and on a 2-core machine the runs are CPU-bound
-# anyway: side by side saved about 5% there.
-jobs=${INTEGRATION_JOBS:-1}
+# INTEGRATION_JOBS targets run side by side (default: one per CPU). Each works in its
+# own workspace, and the named-device tests get a block of device numbers that
+# setup_loop allocates for that run alone (files/named_claim.py), so no two targets
+# touch the same device.
+jobs=${INTEGRATION_JOBS:-$(nproc)}
+case $jobs in '' | *[!0-9]* | 0) echo "INTEGRATION_JOBS must be a positive number" >&2; exit 2 ;; esac
 started=$SECONDS
 running=0
 for name in "${targets[@]}"; do

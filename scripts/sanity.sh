@@ -13,7 +13,7 @@ if [ ! -e "$stamp" ]; then
   mkdir -p "$CACHE"
   python3 -m venv "$SANITY_VENV"
   "$SANITY_VENV/bin/pip" install -q --upgrade pip 2>>"$CACHE/pip.log"
-  "$SANITY_VENV/bin/pip" install -q -r "$ROOT/scripts/requirements-sanity.txt" 2>>"$CACHE/pip.log"
+  "$SANITY_VENV/bin/pip" install -q --no-compile -r "$ROOT/scripts/requirements-sanity.txt" 2>>"$CACHE/pip.log"
   touch "$stamp"
 fi
 
