@@ -151,3 +151,29 @@ def test_refuses_an_image_attached_elsewhere(workdir):
         assert not answer["ok"] and "attached to %s already" % held.device in answer["msg"]
     finally:
         loopdev.detach(held.device)
+
+
+def test_copies_of_other_images_mounts_do_not_pin_their_devices(workdir):
+    """Another user's image mounted in the host when the holder starts: the
+    holder's namespace drops its copy, so that user's umount really releases the
+    device (no EBUSY for their detach) while the holder still runs."""
+    image = make_image(workdir)
+    other = workdir / "other.img"
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(other), "8M"], check=True)
+    point = workdir / "other"
+    point.mkdir()
+    device = subprocess.run(["losetup", "--find", "--show", str(other)], check=True, text=True,
+                            capture_output=True).stdout.strip()
+    subprocess.run(["mount", device, str(point)], check=True)
+    proc, answer = start(image, mounts=[{"path": "/", "partition": 1}])
+    try:
+        assert answer["ok"], answer
+        with open("/proc/%d/mountinfo" % answer["pid"]) as handle:
+            assert str(point) not in [line.split()[4] for line in handle]
+        subprocess.run(["umount", str(point)], check=True)
+        # a device whose filesystem is gone everywhere detaches at once
+        subprocess.run(["losetup", "-d", device], check=True)
+        assert wait_until(lambda: not loopdev.find_associated(str(other)), 5.0, interval=0.05)
+    finally:
+        proc.stdin.close()
+        proc.wait(10)

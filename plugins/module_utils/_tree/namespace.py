@@ -16,8 +16,9 @@ import ctypes.util
 import errno
 import os
 import signal
+import sys
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo, mountsys, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
@@ -57,7 +58,56 @@ def unshare_private():
         raise DiskImageError("unshare did not give this process a mount namespace of its own (still in %s)" % outside)
     _made.append(inside)
     mountsys.set_propagation("/", mountsys.MS_REC | mountsys.MS_PRIVATE)
+    drop_copied_image_mounts()
     return inside
+
+
+# Disks that hold images: a mount on one of them (or on one of its partitions)
+# is another image's, never something the holder itself runs from.
+IMAGE_DISKS = ("loop", "dm-", "nbd")
+
+
+def _image_backed(entry):
+    name = sysfs.name_by_devno(entry.major, entry.minor)
+    if name is None:
+        return False
+    disk = sysfs.parent_disk(name) if sysfs.is_partition(name) else name
+    return disk.startswith(IMAGE_DISKS)
+
+
+def _needed_paths():
+    # What this process may still open: the interpreter, its library, this
+    # collection (imports are lazy) and the working directory.
+    paths = [sys.executable, sys.prefix, os.path.dirname(os.path.abspath(__file__)), os.getcwd()]
+    return [os.path.realpath(path) for path in paths if path]
+
+
+def drop_copied_image_mounts(entries=None, needed=None):
+    """Detach, in this private namespace only, the copies unshare(2) made of
+    mounts of other images (filesystems on loop, dm or nbd devices).
+
+    Where the host's mounts are private (no propagation), a copy would keep its
+    filesystem - and so its device - busy in the host for as long as this
+    namespace lives: another user's umount would succeed, and then their detach
+    or partition removal would fail with EBUSY. Mounts this process may still
+    need (a mount point above the interpreter or the collection) are kept.
+    Returns the mount points detached."""
+    entries = mountinfo.read_mountinfo() if entries is None else entries
+    needed = _needed_paths() if needed is None else needed
+    dropped = []
+    # deepest first: detaching a parent first would take its children along
+    for entry in sorted(entries, key=lambda e: e.mount_point.count("/"), reverse=True):
+        point = entry.mount_point
+        if point == "/" or not _image_backed(entry):
+            continue
+        if any(path == point or path.startswith(point.rstrip("/") + "/") for path in needed):
+            continue
+        try:
+            mountsys.umount2(point, mountsys.MNT_DETACH)
+        except (DiskImageError, OSError):
+            continue  # gone with a parent detached before it, or never reachable here
+        dropped.append(point)
+    return dropped
 
 
 def die_with_parent(sig=signal.SIGKILL):
