@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import state as loop_state, loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import query as loop_query
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
@@ -268,7 +269,7 @@ def test_a_node_named_like_a_loop_device_but_not_one_is_refused(workdir, monkeyp
     fake = workdir / "dev"
     fake.mkdir()
     os.mknod(str(fake / "loop5"), 0o600 | 0o060000, os.makedev(1, 3))  # 1:3 is /dev/null's number
-    monkeypatch.setattr(loopdev, "device_path", lambda n: str(fake / ("loop%d" % n)))
+    monkeypatch.setattr(loop_query, "device_path", lambda n: str(fake / ("loop%d" % n)))
     with pytest.raises(DiskImageError, match="not a block device|not a loop device"):
         loopdev.check_loop_device("/dev/loop5")
 

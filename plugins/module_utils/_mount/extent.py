@@ -20,8 +20,8 @@ import errno
 import os
 import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
-from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import query as loop_query
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 
@@ -82,7 +82,12 @@ def is_loop_name(name):
 def dm_linear(kernel_name):
     """((major, minor), start, size) in bytes of a one-target linear map, else None."""
     dm_name = sysfs.dm_name(kernel_name)
-    if not dm_name or not devmapper.available():
+    if not dm_name:
+        return None
+    # Imported here: only device-mapper sources need it, and every module pays
+    # for each line it imports (see _loop/query.py).
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
+    if not devmapper.available():
         return None
     try:
         with devmapper.DeviceMapper() as dm:
@@ -135,7 +140,7 @@ def extent_of(major, minor, _depth=0):
         start, size = sysfs.partition_geometry(parent, name)
         return outer.inner(start, size)
     if is_loop_name(name):
-        current = loopdev.status(int(name[4:]))
+        current = loop_query.status(int(name[4:]))
         if current is None:
             return None
         below = _loop_backing_block(current)
@@ -155,7 +160,7 @@ def extent_of(major, minor, _depth=0):
 
 def file_extent(path, size=None):
     """The Extent of a whole image file (whole 512-byte sectors, as a loop device shows it)."""
-    device, inode = loopdev.file_identity(path)
+    device, inode = loop_query.file_identity(path)
     if size is None:
         size = blockdev.file_size(path)
     return Extent(("file", device, inode), 0, size - size % 512, path)
@@ -275,6 +280,7 @@ class Exposure(object):
 
 
 def _holders_and_partitions(name, extent, wanted, found, loop):
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg  # only when looking for exposures
     for part in blkpg.kernel_partitions(name).values():
         inner = extent.inner(part.start, part.size)
         if inner.shows(wanted):
@@ -296,7 +302,7 @@ def find_exposures(source, wanted, table):
     else:
         roots = [(current.name, Extent(("file", current.backing_device, current.backing_inode),
                                        current.offset, current.size, current.backing_file))
-                 for current in loopdev.find_associated(source.path)]
+                 for current in loop_query.find_associated(source.path)]
     for name, extent in roots:
         if extent is None or not extent.covers(wanted):
             continue

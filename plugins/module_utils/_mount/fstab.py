@@ -17,7 +17,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo, mountopts
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 DEFAULT_FSTAB = "/etc/fstab"
@@ -39,7 +39,7 @@ def fstab_entry(selection, target, fstype, options):
 
 
 def _entry_offset(entry):
-    for word in mountsys.split_options(entry.options):
+    for word in mountopts.split_options(entry.options):
         if word.startswith("offset="):
             try:
                 return int(word[len("offset="):], 0)

@@ -52,7 +52,8 @@ import stat
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountinfo
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.flock import Key, Locks
-from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import query as loop_query
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import extent_of, mount_devno
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.fstab import DEFAULT_FSTAB
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
@@ -91,7 +92,7 @@ def identity(path):
         extent = extent_of(major, minor)
         return extent.key if extent is not None else ("dev", major, minor)
     try:
-        return ("file",) + loopdev.file_identity(path)
+        return ("file",) + loop_query.file_identity(path)
     except DiskImageError:
         return None  # removed between the two stats
 
@@ -147,7 +148,7 @@ def loop_device_keys(path, device):
     if path or not device:
         return image_keys(path)
     try:
-        return image_keys(loopdev.device_path(loopdev.parse_device(device)))
+        return image_keys(loop_query.device_path(loop_query.parse_device(device)))
     except DiskImageError:
         return []  # not a loop device name: planning says so
 

@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountopts
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 # Words that would make mount(8) or the kernel do what this module does itself.
@@ -25,7 +25,7 @@ _MANAGED_PREFIXES = ("loop=", "offset=", "sizelimit=", "encryption=")
 def requested_options(opts, read_only, fstype, optical=False):
     """The MountOptions image_mount mounts with: ``opts`` checked, and "ro" in
     front when the mount must be read-only (asked, or by the filesystem's nature)."""
-    words = mountsys.split_options([str(w).strip() for w in opts] if isinstance(opts, (list, tuple)) else opts)
+    words = mountopts.split_options([str(w).strip() for w in opts] if isinstance(opts, (list, tuple)) else opts)
     for word in words:
         key = word.split("=", 1)[0]
         if word in _MANAGED_WORDS or word.startswith(_MANAGED_PREFIXES):
@@ -33,17 +33,17 @@ def requested_options(opts, read_only, fstype, optical=False):
                 "opts must not contain %r: image_mount attaches loop devices itself" % key,
                 hint="Drop it; the partition is chosen with partition, partlabel, partuuid, label, "
                      "uuid or parttype")
-    asked = mountsys.MountOptions(words)
+    asked = mountopts.MountOptions(words)
     explicit_ro = bool(read_only) or asked.read_only
-    if explicit_ro and asked.cleared & mountsys.MS_RDONLY:
+    if explicit_ro and asked.cleared & mountopts.MS_RDONLY:
         raise DiskImageError("opts say rw, and %s" % ("read_only is true" if read_only else "also ro"),
                              hint="Drop rw from opts, or set read_only: false")
-    by_nature = fstype in mountsys.READ_ONLY_FSTYPES or (optical and fstype == "udf")
-    if by_nature and asked.cleared & mountsys.MS_RDONLY:
+    by_nature = fstype in mountopts.READ_ONLY_FSTYPES or (optical and fstype == "udf")
+    if by_nature and asked.cleared & mountopts.MS_RDONLY:
         raise DiskImageError("opts say rw, but %s is read-only by nature" % (
             "this ISO" if optical else fstype), hint="Drop rw from opts")
     if (explicit_ro or by_nature) and not asked.read_only:
         words = ["ro"] + words
-    options = mountsys.MountOptions(words)
+    options = mountopts.MountOptions(words)
     options.explicit_ro = explicit_ro
     return options

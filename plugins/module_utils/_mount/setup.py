@@ -16,8 +16,8 @@ __metaclass__ = type
 
 import errno
 
-from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountopts, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import (
     choose_exposure,
@@ -25,6 +25,10 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent impor
     mount_devno,
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER
+
+# The loop and mount system calls are imported by the steps that make them: a
+# run that finds everything in place plans only, and modules pay for every
+# line they import (Ansible ships module_utils as source, compiled per task).
 
 
 def plan_mount_new(plan, table):
@@ -66,6 +70,8 @@ def plan_mount_new(plan, table):
     words = plan.options.kernel_words()
 
     def mount():
+        from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
+        from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
         mountsys.mount_with_options(plan.device, plan.target.path, plan.fstype, words)
         plan.undo.append(("unmount %s" % plan.target.path, lambda: mountsys.umount2(plan.target.path)))
         if plan.created["loop_device"] or reuse_ours:
@@ -83,6 +89,7 @@ def plan_mount_new(plan, table):
 
 def plan_attach(plan):
     """Attach a new loop device for the selection, claimed for image_mount."""
+    from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
     selection = plan.selection
     offset = selection.partition.start if selection.partition is not None else 0
     sizelimit = selection.partition.size if selection.partition is not None else 0
@@ -117,7 +124,7 @@ def plan_remount(plan, current, fstype_given):
             "%s has %s mounted as %s, not %s; the type of a mount cannot change in place" % (
                 plan.target.path, plan.selection.describe(), current.fstype, plan.fstype),
             hint="Unmount it first (state: unmounted), or set fstype: %s" % current.fstype)
-    diff = mountsys.compare_options(plan.options, current.mount_options, current.super_options,
+    diff = mountopts.compare_options(plan.options, current.mount_options, current.super_options,
                                     fstype=current.fstype)
     devno = mount_devno(current)
     name = sysfs.name_by_devno(*devno)
@@ -137,6 +144,7 @@ def plan_remount(plan, current, fstype_given):
     path = plan.target.path
 
     def remount():
+        from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
         try:
             plan.messages.extend(mountsys.apply_remount(path, diff))
         except DiskImageError as exc:

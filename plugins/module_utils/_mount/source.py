@@ -20,10 +20,8 @@ import errno
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.image import ImageSource
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
-from ansible_collections.diskimage.loop.plugins.module_utils._partition import types as partition_types
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import extent_of, file_extent
-from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_source_table
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import format_size
 
 SELECTORS = ("partition", "partlabel", "partuuid", "label", "uuid", "parttype")
@@ -48,6 +46,10 @@ class MountSource(ImageSource):
             return None
 
     def read_table(self):
+        # Imported here, like the partition types below: a filesystem image
+        # without a table never needs them, and modules pay for every line
+        # they import (module_utils ship as source, compiled on every task).
+        from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_source_table
         return read_source_table(self)
 
     def is_optical(self, offset=0):
@@ -123,6 +125,7 @@ def select_partition(table, kind, value, probe, arch=None):
     elif kind == "partuuid":
         matches = [p for p in usable if p.uuid and _norm_id(p.uuid) == _norm_id(value)]
     elif kind == "parttype":
+        from ansible_collections.diskimage.loop.plugins.module_utils._partition import types as partition_types
         wanted = partition_types.resolve_type(value, table.label, arch)
         if table.label == "dos" and partition_types.is_extended(wanted):
             raise DiskImageError("parttype %r selects extended partitions, which hold no filesystem" % value)

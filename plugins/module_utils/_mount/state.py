@@ -37,14 +37,8 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.options impo
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import MountPlan, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.setup import plan_mount_new, plan_remount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource, filesystem_type, select
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import Target
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import (
-    missing_source,
-    plan_rmdir,
-    plan_teardown,
-    plan_teardown_path,
-    plan_unmount,
-    plan_unmount_path,
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import (
+    Target,
     refuse_root_path,
     refuse_system_path,
 )
@@ -118,6 +112,10 @@ def _take_down(state, src, path, selector, lazy, follow_symlinks, fstype):
     or whatever it is with ``src`` None) and take down what image_mount set up
     under it. Returns the plan and the mounts unmounted; plan.source is None
     when ``src`` does not exist and nothing shows it."""
+    # Imported here: a mounted run does not need the teardown machinery, and
+    # modules pay for every line they import (module_utils ship as source).
+    from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import (
+        missing_source, plan_teardown, plan_teardown_path, plan_unmount, plan_unmount_path)
     plan = MountPlan(state)
     plan.target = Target(path, follow_symlinks)
     table = mountinfo.read_mountinfo()
@@ -153,6 +151,7 @@ def plan_absent(src, path, selector=None, lazy=False, follow_symlinks=False, fst
 
     With ``src`` None: as plan_unmounted by path, and the fstab entry for
     ``path`` is removed whatever it mounts."""
+    from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import plan_rmdir
     fstab = fstab or DEFAULT_FSTAB
     plan, unmounting = _take_down("absent", src, path, selector, lazy, follow_symlinks, fstype)
     if src is None:

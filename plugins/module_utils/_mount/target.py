@@ -18,6 +18,15 @@ import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
+# Mount points the running system needs: the path alone never takes them down
+# (with src, the task has said which image or device it means).
+SYSTEM_MOUNT_POINTS = ("/", "/boot", "/boot/efi", "/efi", "/dev", "/etc", "/home", "/proc", "/root", "/run",
+                       "/sys", "/tmp", "/usr", "/var")
+SYSTEM_TREES = ("/dev", "/proc", "/sys")
+# Never mounted over, remounted or unmounted, whatever src says: the running
+# system lives there (a src naming the machine's own disk must not take it down).
+ALWAYS_REFUSED = ("/", "/usr")
+
 
 def _first_symlink(path):
     parts = path.split("/")
@@ -71,3 +80,20 @@ class Target(object):
                     raise DiskImageError.from_oserror("cannot create the mount point %s" % directory, exc)
                 continue
             undo.append(("remove %s" % directory, lambda d=directory: os.rmdir(d)))
+
+
+def refuse_root_path(path, action="unmount"):
+    """Refuse to touch the root filesystem and the kernel's trees, with or without src."""
+    if path in ALWAYS_REFUSED or path in SYSTEM_TREES or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
+        raise DiskImageError(
+            "refusing to %s %s: the running system needs it, and image_mount never touches /, /usr, "
+            "/dev, /proc or /sys" % (action, path),
+            hint="Choose another mount point for the image; change the system's own mounts yourself")
+
+
+def refuse_system_path(path):
+    """Refuse to take down a mount point the running system needs by path alone."""
+    if path in SYSTEM_MOUNT_POINTS or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
+        raise DiskImageError(
+            "refusing to unmount %s with only path given: the running system needs it" % path,
+            hint="Give src to name the image or device mounted there, or unmount it yourself")

@@ -46,16 +46,10 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent impor
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import (  # noqa: F401 (re-exported)
+    ALWAYS_REFUSED, SYSTEM_MOUNT_POINTS, SYSTEM_TREES, refuse_root_path, refuse_system_path)
 
 AUTOCLEAR_WAIT = 3.0
-# Mount points the running system needs: the path alone never takes them down
-# (with src, the task has said which image or device it means).
-SYSTEM_MOUNT_POINTS = ("/", "/boot", "/boot/efi", "/efi", "/dev", "/etc", "/home", "/proc", "/root", "/run",
-                       "/sys", "/tmp", "/usr", "/var")
-SYSTEM_TREES = ("/dev", "/proc", "/sys")
-# Never mounted over, remounted or unmounted, whatever src says: the running
-# system lives there (a src naming the machine's own disk must not take it down).
-ALWAYS_REFUSED = ("/", "/usr")
 # Kernel interface filesystems: never an image, and the system needs them where they are.
 API_FSTYPES = frozenset(("autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
                          "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
@@ -117,23 +111,6 @@ def plan_unmount(plan, lazy, table):
         return []
     _plan_umount_steps(plan, unmounting, stack[len(unmounting):], lazy)
     return unmounting
-
-
-def refuse_root_path(path, action="unmount"):
-    """Refuse to touch the root filesystem and the kernel's trees, with or without src."""
-    if path in ALWAYS_REFUSED or path in SYSTEM_TREES or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
-        raise DiskImageError(
-            "refusing to %s %s: the running system needs it, and image_mount never touches /, /usr, "
-            "/dev, /proc or /sys" % (action, path),
-            hint="Choose another mount point for the image; change the system's own mounts yourself")
-
-
-def refuse_system_path(path):
-    """Refuse to take down a mount point the running system needs by path alone."""
-    if path in SYSTEM_MOUNT_POINTS or any(path.startswith(tree + "/") for tree in SYSTEM_TREES):
-        raise DiskImageError(
-            "refusing to unmount %s with only path given: the running system needs it" % path,
-            hint="Give src to name the image or device mounted there, or unmount it yourself")
 
 
 def _mounted_source(entry):
