@@ -117,7 +117,7 @@ free_device_exists:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import query
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import parse_size
 
@@ -138,19 +138,19 @@ def main():
     result = dict(changed=False)
     try:
         if params["device"]:
-            current = loopdev.status(loopdev.check_loop_device(params["device"]))
+            current = query.status(query.check_loop_device(params["device"]))
             devices = [current] if current else []
         elif params["file"]:
             offset = parse_size(params["offset"], "offset") if params["offset"] is not None else None
-            loopdev.check_lookup_file(params["file"])
-            devices = loopdev.find_associated(params["file"], offset=offset)
+            query.check_lookup_file(params["file"])
+            devices = query.find_associated(params["file"], offset=offset)
         else:
-            devices = loopdev.list_attached()
+            devices = query.list_attached()
         result["devices"] = [dev.to_dict() for dev in devices]
         if params["find_free"]:
             # read from sysfs: nothing is created, unlike LOOP_CTL_GET_FREE
-            free, exists = loopdev.next_free()
-            result["free_device"] = loopdev.device_path(free)
+            free, exists = query.next_free()
+            result["free_device"] = query.device_path(free)
             result["free_device_exists"] = exists
     except DiskImageError as exc:
         module.fail_json(**exc.to_result())

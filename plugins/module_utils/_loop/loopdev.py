@@ -32,9 +32,9 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel import loop
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils._loop.query import (  # noqa: F401 (re-exported)
-    LOOP_MAJOR, LoopStatus, _ioctl_info, _open_device, _stat_identity, check_loop_device, device_path,
-    file_identity, find_associated, find_free, list_attached, next_free, parse_device, predicted_devno,
-    same_attachment, status)
+    ATTACH_WORDS, LOOKUP_WORDS, LOOP_MAJOR, LoopStatus, _ioctl_info, _open_device, _stat_identity,
+    check_lookup_file, check_loop_device, device_path, file_identity, find_associated, find_free,
+    list_attached, next_free, parse_device, predicted_devno, same_attachment, status)
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 LOOP_CONTROL = "/dev/loop-control"
@@ -42,16 +42,6 @@ ALLOCATION_TRIES = 64
 # How long a detach may take to show in sysfs (the clear runs on last close,
 # and udev may hold the device for a moment after it was written).
 DETACH_SETTLE_SECONDS = 3.0
-# The file of an attach, and of a lookup by file (losetup -j).
-ATTACH_WORDS = image.Words(
-    missing="image file %s does not exist",
-    missing_hint="Create it first (for example with community.general.filesize) or fix the path",
-    directory="%s is a directory, not an image file", directory_hint="Name the image file itself",
-    neither="%s is neither a regular file nor a block device, so no loop device can be attached to it",
-    neither_hint="Name an image file or a block device")
-LOOKUP_WORDS = ATTACH_WORDS.but(
-    missing="cannot look up the loop devices of %s", missing_is_oserror=True,
-    missing_hint="Nothing can be attached to a file that does not exist; check the path")
 # How long to wait for another program's flock on loop-control or a device.
 LOCK_WAIT_SECONDS = 10.0
 
@@ -89,14 +79,6 @@ def predicted_status(request, number, identity, root=sysfs.SYS_ROOT):
                       sector_size=request.sector_size or 512, read_only=request.read_only,
                       autoclear=request.autoclear, partscan=request.partscan,
                       direct_io=request.direct_io)
-
-
-def check_lookup_file(path):
-    """Refuse a path no loop device can be attached to, before a lookup by it
-    (losetup -j) quietly finds nothing: a missing file, a directory, anything
-    that is neither a regular file nor a block device."""
-    image.stat_image(path, LOOKUP_WORDS)
-    return path
 
 
 def users(device):

@@ -20,13 +20,24 @@ import os
 import re
 import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, image
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import loop_abi as abi
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 LOOP_MAJOR = 7
 _DEVICE_RE = re.compile(r"^(?:/dev/)?loop([0-9]+)$")
+
+# The file of an attach, and of a lookup by file (losetup -j).
+ATTACH_WORDS = image.Words(
+    missing="image file %s does not exist",
+    missing_hint="Create it first (for example with community.general.filesize) or fix the path",
+    directory="%s is a directory, not an image file", directory_hint="Name the image file itself",
+    neither="%s is neither a regular file nor a block device, so no loop device can be attached to it",
+    neither_hint="Name an image file or a block device")
+LOOKUP_WORDS = ATTACH_WORDS.but(
+    missing="cannot look up the loop devices of %s", missing_is_oserror=True,
+    missing_hint="Nothing can be attached to a file that does not exist; check the path")
 
 
 class LoopStatus(object):
@@ -244,3 +255,11 @@ def same_attachment(one, other):
         return False
     return (one.device, one.backing_device, one.backing_inode, one.offset, one.sizelimit) == (
         other.device, other.backing_device, other.backing_inode, other.offset, other.sizelimit)
+
+
+def check_lookup_file(path):
+    """Refuse a path no loop device can be attached to, before a lookup by it
+    (losetup -j) quietly finds nothing: a missing file, a directory, anything
+    that is neither a regular file nor a block device."""
+    image.stat_image(path, LOOKUP_WORDS)
+    return path
