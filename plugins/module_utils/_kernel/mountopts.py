@@ -49,6 +49,7 @@ PER_MOUNT_FLAGS = (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | M
 _ATIME_FLAGS = MS_NOATIME | MS_RELATIME | MS_STRICTATIME
 PROPAGATION_FLAGS = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE
 
+
 # --- option strings --------------------------------------------------------
 
 def split_options(opts):
@@ -189,6 +190,7 @@ class MountOptions:
 def parse_options(opts):
     """``opts`` (a string like 'ro,noatime,errors=remount-ro' or a list) split."""
     return opts if isinstance(opts, MountOptions) else MountOptions(opts)
+
 
 # --- comparing and remounting ----------------------------------------------
 

@@ -125,7 +125,7 @@ def plan_remount(plan, current, fstype_given):
                 plan.target.path, plan.selection.describe(), current.fstype, plan.fstype),
             hint="Unmount it first (state: unmounted), or set fstype: %s" % current.fstype)
     diff = mountopts.compare_options(plan.options, current.mount_options, current.super_options,
-                                    fstype=current.fstype)
+                                     fstype=current.fstype)
     devno = mount_devno(current)
     name = sysfs.name_by_devno(*devno)
     device_ro = sysfs.read_only(name)
