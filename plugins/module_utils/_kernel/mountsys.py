@@ -27,7 +27,7 @@ import os
 import re
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel.mountopts import (  # noqa: F401 (re-exported)
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.mountopts import (  # noqa: F401  # pylint: disable=unused-import
     MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
     MS_NOEXEC, MS_NOSUID, MS_NOSYMFOLLOW, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT,
     MS_SHARED, MS_SILENT, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE, PER_MOUNT_FLAGS,

@@ -31,7 +31,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkp
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import loop_abi as abi
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
-from ansible_collections.diskimage.loop.plugins.module_utils._loop.query import (  # noqa: F401 (re-exported)
+from ansible_collections.diskimage.loop.plugins.module_utils._loop.query import (  # noqa: F401  # pylint: disable=unused-import
     ATTACH_WORDS, LOOKUP_WORDS, LOOP_MAJOR, LoopStatus, _ioctl_info, _open_device, _stat_identity,
     check_lookup_file, check_loop_device, device_path, file_identity, find_associated, find_free,
     list_attached, next_free, parse_device, predicted_devno, same_attachment, status)

@@ -46,7 +46,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent impor
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import (  # noqa: F401 (re-exported)
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import (  # noqa: F401  # pylint: disable=unused-import
     ALWAYS_REFUSED, SYSTEM_MOUNT_POINTS, SYSTEM_TREES, refuse_root_path, refuse_system_path)
 
 AUTOCLEAR_WAIT = 3.0
