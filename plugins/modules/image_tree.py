@@ -303,7 +303,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
-from ansible_collections.diskimage.loop.plugins.module_utils._tree import state as tree_state
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import root as tree_root, state as tree_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 MOUNT_SPEC = dict(
@@ -340,7 +340,7 @@ def main():
         params["state"], params["src"], root=params["root"], mounts=params["mounts"],
         auto_exclude=params["auto_exclude"], esp_path=params["esp_path"], read_only=params["read_only"],
         lazy=params["lazy"]),
-        locks.for_tree(params["state"], params["src"], params["root"], module.check_mode))
+        locks.for_tree(params["src"], lambda: tree_root.root_path(params["src"], params["root"])[0], module.check_mode))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def plan_unmount_path(plan, lazy, table, fstype=None):
 def plan_teardown(plan, table, unmounting, lazy):
     """Detach the loop devices image_mount attached for the source, once unused."""
     exposures = find_exposures(plan.source, plan.selection.extent, table)
-    _plan_detach_unused(plan, [e for e in exposures if e.kind == "loop"], unmounting, lazy)
+    plan_detach_unused(plan, [e for e in exposures if e.kind == "loop"], unmounting, lazy)
 
 
 def plan_teardown_path(plan, table, unmounting, lazy):
@@ -188,12 +188,14 @@ def plan_teardown_path(plan, table, unmounting, lazy):
         if exposure is not None and exposure.name not in seen:
             seen.add(exposure.name)
             candidates.append(exposure)
-    _plan_detach_unused(plan, candidates, unmounting, lazy)
+    plan_detach_unused(plan, candidates, unmounting, lazy)
 
 
-def _plan_detach_unused(plan, loops, unmounting, lazy):
+def plan_detach_unused(plan, loops, unmounting, lazy, release=None):
     """Detach each loop device of ``loops`` that image_mount attached and that
-    nothing uses once ``unmounting`` is unmounted."""
+    nothing uses once ``unmounting`` is unmounted; ``release(plan, exposure,
+    lazy)`` does it (release_loop when None)."""
+    release = release or release_loop
     ids = set(m.mount_id for m in unmounting)
     for exposure in loops:
         if ownership.owner(exposure.name) != OWNER:
@@ -206,7 +208,7 @@ def _plan_detach_unused(plan, loops, unmounting, lazy):
         plan.loop_device = plan.loop_device or exposure.device
 
         def detach(exposure=exposure):
-            release_loop(plan, exposure, lazy)
+            release(plan, exposure, lazy)
 
         plan.add("detach %s, which image_mount attached" % exposure.device, detach)
         plan.detached.append(exposure.device)

@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""image_tree's core on the real kernel: a GPT image with Discoverable
+Partitions mounted as one tree and taken down again, with findmnt and
+losetup --json as the oracles; foreign mounts inside the tree, a busy path,
+and a failure in the middle that leaves nothing attached or mounted."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import root as tree_root
+from ansible_collections.diskimage.loop.plugins.module_utils._tree import state as tree_state
+from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+
+from .conftest import MiB, devices_backed_under, losetup_json, release_under
+
+ROOT_X86_64 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+VAR = "4d21b016-b534-45c2-a9fb-5c16e091fd2d"
+HOME = "933ac7e1-2eb4-4f13-b844-0e14e2aef915"
+
+pytestmark = pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="needs mkfs.ext4")
+
+
+def make_image(workdir):
+    """GPT: root (x86-64) with /var but no /home directory, var, home; each ext4 with a marker file."""
+    trees = {}
+    for name in ("root", "var", "home"):
+        tree = workdir / ("fs-" + name)
+        tree.mkdir()
+        (tree / "mark").write_text(name + "\n")
+        trees[name] = tree
+    for sub in ("var", "proc", "dev", "tmp", "etc"):
+        (trees["root"] / sub).mkdir()
+    image = workdir / "disk.img"
+    with open(str(image), "wb") as handle:
+        handle.truncate(60 * MiB)
+    subprocess.run(["sfdisk", "-q", str(image)], check=True, text=True, input=(
+        "label: gpt\nstart=2048, size=32768, type=%s\nsize=24576, type=%s\nsize=24576, type=%s\n"
+        % (ROOT_X86_64, VAR, HOME)))
+    for name, offset, size in (("root", 1, 16), ("var", 17, 12), ("home", 29, 12)):
+        part = workdir / ("%s.fs" % name)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(trees[name]), str(part), "%dM" % size], check=True)
+        subprocess.run(["dd", "if=%s" % part, "of=%s" % image, "bs=1M", "seek=%d" % offset, "conv=notrunc",
+                        "status=none"], check=True)
+        os.unlink(str(part))
+    return str(image)
+
+
+def findmnt_under(root):
+    out = subprocess.run(["findmnt", "--json", "--list", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"],
+                         check=True, capture_output=True, text=True).stdout
+    return [m for m in json.loads(out)["filesystems"] if m["target"] == root or m["target"].startswith(root + "/")]
+
+
+def loops_of(image):
+    return sorted((d["name"], int(d["offset"])) for d in losetup_json()
+                  if (d.get("back-file") or "").split(" (deleted)")[0] == image)
+
+
+def wait_no_loops(image):
+    wait_until(lambda: not loops_of(image), 5.0, interval=0.05)
+    return loops_of(image)
+
+
+def apply(state, image, **kwargs):
+    plan = tree_state.plan(state, image, **kwargs)
+    plan.apply()
+    return plan, plan.report()
+
+
+@pytest.fixture
+def tree(workdir):
+    image = make_image(workdir)
+    root = str(workdir / "tree")
+    yield image, root
+    release_under(str(workdir))
+
+
+def test_dps_tree_mounted_shortest_first_then_unmounted(tree):
+    image, root = tree
+    checked = tree_state.plan("mounted", image, root=root)
+    assert checked.descriptions()[-1].startswith("once / is mounted: ")
+    assert not findmnt_under(root) and not loops_of(image)  # planning changes nothing
+
+    _plan, report = apply("mounted", image, root=root)
+    assert report["changed"] and report["root_created"]
+    seen = dict((m["target"], m) for m in findmnt_under(root))
+    assert sorted(seen) == [root, root + "/home", root + "/var"]
+    assert all(m["fstype"] == "ext4" for m in seen.values())
+    for path, kind in (("/", "root"), ("/var", "var"), ("/home", "home")):
+        with open(os.path.join(root + path, "mark")) as handle:
+            assert handle.read() == kind + "\n"
+    assert [(m["path"], m["kind"]) for m in report["mounts"]] == [("/", "root"), ("/home", "home"), ("/var", "var")]
+    # One loop device per partition, at its offset, autoclear so none outlives its mount.
+    offsets = sorted(offset for _name, offset in loops_of(image))
+    assert offsets == sorted([1 * MiB, 17 * MiB, 29 * MiB])
+    assert sorted(report["loop_devices"]) == sorted(name for name, _o in loops_of(image))
+    assert all(d["autoclear"] for d in losetup_json() if d["name"] in report["loop_devices"])
+    # /home was made inside the root filesystem.
+    assert os.path.isdir(root + "/home")
+
+    again = tree_state.plan("mounted", image, root=root)
+    assert again.steps == [] and all(not m["changed"] for m in again.report()["mounts"])
+
+    _plan, down = apply("unmounted", image, root=root)
+    assert [u["target"] for u in down["unmounted"]][-1] == root
+    assert not any(u["foreign"] for u in down["unmounted"])
+    assert not findmnt_under(root) and wait_no_loops(image) == []
+    assert down["left"] == [] and not down["root_removed"] and os.path.isdir(root)
+    assert tree_state.plan("unmounted", image, root=root).steps == []
