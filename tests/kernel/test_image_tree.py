@@ -113,3 +113,107 @@ def test_dps_tree_mounted_shortest_first_then_unmounted(tree):
     assert not findmnt_under(root) and wait_no_loops(image) == []
     assert down["left"] == [] and not down["root_removed"] and os.path.isdir(root)
     assert tree_state.plan("unmounted", image, root=root).steps == []
+
+
+def host_mounts_under(path):
+    with open("/proc/self/mountinfo") as handle:
+        return sorted(line.split()[4] for line in handle if (line.split()[4] + "/").startswith(path + "/"))
+
+
+def test_foreign_mounts_inside_the_tree_come_down_first_and_the_host_keeps_its_own(tree):
+    image, root = tree
+    apply("mounted", image, root=root)
+    host_dev = host_mounts_under("/dev")
+    subprocess.run(["mount", "--rbind", "/dev", root + "/dev"], check=True)
+    subprocess.run(["mount", "--bind", "/proc", root + "/proc"], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "scratch", root + "/tmp"], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "again", root + "/tmp"], check=True)  # stacked on the first
+    foreign = [m["target"] for m in findmnt_under(root) if m["fstype"] != "ext4"]
+
+    check = tree_state.plan("unmounted", image, root=root)
+    assert len([d for d in check.descriptions() if d.startswith("unmount ")]) == len(findmnt_under(root))
+
+    _plan, down = apply("unmounted", image, root=root)
+    assert sorted(u["target"] for u in down["unmounted"] if u["foreign"]) == sorted(foreign)
+    order = [u["target"] for u in down["unmounted"]]
+    # Children before parents: the image's root filesystem goes last, /dev after what is below it.
+    assert order[-1] == root
+    assert order.index(root + "/dev") > max(i for i, t in enumerate(order) if t.startswith(root + "/dev/")) \
+        if any(t.startswith(root + "/dev/") for t in order) else True
+    assert [u["source"] for u in down["unmounted"] if u["target"] == root + "/tmp"] == ["again", "scratch"]
+    assert not findmnt_under(root) and wait_no_loops(image) == []
+    assert host_mounts_under("/dev") == host_dev, "taking the tree down must leave the host's /dev submounts"
+    assert os.path.ismount("/proc")
+
+
+def test_a_busy_path_is_reported_with_its_process_and_the_rest_comes_down(tree):
+    image, root = tree
+    apply("mounted", image, root=root)
+    loops = dict((m["path"], m["loop_device"]) for m in tree_state.plan("mounted", image, root=root).report()["mounts"])
+    holder = subprocess.Popen(["sleep", "60"], cwd=root + "/var")
+    try:
+        with pytest.raises(DiskImageError) as caught:
+            apply("unmounted", image, root=root)
+        failure = caught.value
+        assert "held by sleep (pid %d: cwd)" % holder.pid in str(failure)
+        details = failure.details
+        left = dict((item["target"], item) for item in details["left"])
+        assert sorted(left) == [root, root + "/var"]
+        assert [h["pid"] for h in left[root + "/var"]["holders"]] == [holder.pid]
+        assert left[root + "/var"]["holders"][0]["uses"] == ["cwd"]
+        assert "stays mounted below" in left[root]["reason"]
+        # /home came down, and its loop device with it; the two still needed detach themselves later.
+        assert sorted(m["target"] for m in findmnt_under(root)) == [root, root + "/var"]
+        assert [u["target"] for u in details["unmounted"]] == [root + "/home"]
+        assert details["detached"] == [loops["/home"]]
+        assert sorted(details["pending"]) == sorted([loops["/"], loops["/var"]])
+        assert all(d["autoclear"] for d in losetup_json() if d["name"] in details["pending"])
+    finally:
+        holder.kill()
+        holder.wait()
+    _plan, down = apply("unmounted", image, root=root)
+    assert down["left"] == [] and not findmnt_under(root) and wait_no_loops(image) == []
+
+
+def test_a_failure_in_the_middle_leaves_nothing_attached_or_mounted(tree, workdir):
+    image, root = tree
+    mounts = [{"path": "/", "partition": 1}, {"path": "/home", "partition": 3},
+              {"path": "/var", "partition": 2, "fstype": "xfs"}]  # ext4 inside: the mount fails
+    with pytest.raises(DiskImageError) as caught:
+        apply("mounted", image, root=root, mounts=mounts)
+    assert "xfs" in str(caught.value)
+    assert not findmnt_under(root)
+    assert wait_no_loops(image) == [] and devices_backed_under(str(workdir)) == []
+    assert not os.path.exists(root), "the root this run made is removed again"
+
+
+def test_default_root_is_named_by_the_image_identity_and_removed(tree, workdir):
+    image, _root = tree
+    alias = str(workdir / "alias.img")
+    os.symlink(image, alias)
+    _plan, up = apply("mounted", image, mounts=[{"path": "/", "partition": 1}])
+    root = up["root"]
+    try:
+        assert root.startswith(tree_root.TREES_DIR + "/disk.img-") and os.path.ismount(root)
+        assert tree_root.root_path(alias)[0] == root
+        _plan, down = apply("unmounted", alias)
+        assert down["root_removed"] and not os.path.exists(root) and wait_no_loops(image) == []
+        assert tree_state.plan("unmounted", image).steps == []
+    finally:
+        release_under(root)
+
+
+def test_read_only_tree_leaves_the_image_unchanged(tree):
+    image, root = tree
+    before = os.stat(image).st_mtime_ns
+    with open(image, "rb") as handle:
+        digest = hash(handle.read())
+    _plan, up = apply("mounted", image, root=root, read_only=True, auto_exclude=["home"])
+    assert [m["path"] for m in up["mounts"]] == ["/", "/var"] and all(m["read_only"] for m in up["mounts"])
+    assert all("ro" in m["options"].split(",") for m in findmnt_under(root))
+    assert all(d["ro"] for d in losetup_json() if d["name"] in up["loop_devices"])
+    apply("unmounted", image, root=root)
+    time.sleep(0)
+    with open(image, "rb") as handle:
+        assert hash(handle.read()) == digest
+    assert os.stat(image).st_mtime_ns == before

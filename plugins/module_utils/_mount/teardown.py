@@ -214,10 +214,23 @@ def plan_detach_unused(plan, loops, unmounting, lazy, release=None):
         plan.detached.append(exposure.device)
 
 
+def _still(exposure, current):
+    """``current`` (the loop device's status now) if it is still the device
+    ``exposure`` was, else None: once autoclear has released it, another run
+    may have attached its number to something else."""
+    if current is None:
+        return None
+    key = exposure.extent.key
+    if key[0] == "file" and (("file", current.backing_device, current.backing_inode) != key
+                             or current.offset != exposure.extent.start):
+        return None
+    return current
+
+
 def release_loop(plan, exposure, lazy):
     device, name = exposure.device, exposure.name
     number = int(name[4:])
-    current = loopdev.status(number)
+    current = _still(exposure, loopdev.status(number))
     if current is not None and lazy and _busy(name, device):
         # The lazily unmounted filesystem still holds it: the kernel detaches it then.
         if not current.autoclear:
@@ -231,7 +244,7 @@ def release_loop(plan, exposure, lazy):
         seen = [current]
 
         def released():
-            seen[0] = loopdev.status(number)
+            seen[0] = _still(exposure, loopdev.status(number))
             return seen[0] is None or not seen[0].autoclear
         wait_until(released, AUTOCLEAR_WAIT)
         current = seen[0]
@@ -243,7 +256,9 @@ def release_loop(plan, exposure, lazy):
         if loopdev.detach(device) == "pending":
             plan.detached.remove(device)
             plan.pending.append(device)
-    ownership.release(name)
+    now = loopdev.status(number)
+    if now is None or _still(exposure, now) is not None:
+        ownership.release(name)  # not when the number is another run's device by now
 
 
 def _busy(name, device):

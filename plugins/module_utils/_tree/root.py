@@ -36,7 +36,7 @@ def default_root(src, trees_dir=TREES_DIR):
     if ident is None:
         raise DiskImageError("src %s does not exist, so the default root of its tree cannot be named" % src,
                              errno=errno.ENOENT, hint="Give root, the directory the tree is mounted under")
-    name = _UNSAFE.sub("_", os.path.basename(os.path.normpath(src))) or "image"
+    name = _UNSAFE.sub("_", os.path.basename(os.path.realpath(src))) or "image"
     return os.path.join(trees_dir, "%s-%s" % (name, "-".join(_UNSAFE.sub(".", str(p)) for p in ident[1:])))
 
 
