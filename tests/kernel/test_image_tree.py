@@ -217,3 +217,26 @@ def test_read_only_tree_leaves_the_image_unchanged(tree):
     with open(image, "rb") as handle:
         assert hash(handle.read()) == digest
     assert os.stat(image).st_mtime_ns == before
+
+
+def test_a_bind_of_a_shared_tree_comes_down_without_its_original(tree, workdir):
+    # As /dev is on a systemd host: shared, with submounts. Unmounting a submount of
+    # an rbind of it would take the original's submount with it (umount propagates
+    # to the peers), unless the tree's mounts are made slaves first.
+    image, root = tree
+    host = workdir / "hostdev"
+    host.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "hostdev", str(host)], check=True)
+    try:
+        (host / "pts").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "hostpts", str(host / "pts")], check=True)
+        subprocess.run(["mount", "--make-rshared", str(host)], check=True)
+        apply("mounted", image, root=root)
+        subprocess.run(["mount", "--rbind", str(host), root + "/dev"], check=True)
+        plan, down = apply("unmounted", image, root=root)
+        assert plan.descriptions()[0].startswith("make the mounts under %s slaves" % root)
+        assert [u["target"] for u in down["unmounted"][:2]] == [root + "/dev/pts", root + "/dev"]
+        assert not findmnt_under(root) and wait_no_loops(image) == []
+        assert os.path.ismount(str(host / "pts")), "the original's submount went with the bind"
+    finally:
+        subprocess.run(["umount", "-R", str(host)], check=False)

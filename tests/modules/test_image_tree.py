@@ -96,12 +96,11 @@ def test_bad_input_fails_and_leaves_nothing(modules, workspace):
     refused = modules("image_tree", src=image, root="/usr")
     assert refused["failed"] is True and "the running system needs it" in refused["msg"]
 
-    twice = modules("image_tree", src=image, root=str(root), mounts=[{"path": "/", "partition": 1},
-                                                                       {"path": "/", "partition": 2}])
+    twice = modules("image_tree", src=image, root=str(root),
+                    mounts=[{"path": "/", "partition": 1}, {"path": "/", "partition": 2}])
     assert twice["failed"] is True and "declared twice" in twice["msg"]
 
-    broken = modules("image_tree", src=image, root=str(root), mounts=[{"path": "/", "partition": 1},
-                                                                        {"path": "/var", "partition": 2,
-                                                                         "fstype": "xfs"}])
+    broken = modules("image_tree", src=image, root=str(root),
+                     mounts=[{"path": "/", "partition": 1}, {"path": "/var", "partition": 2, "fstype": "xfs"}])
     assert broken["failed"] is True and "xfs" in broken["msg"]
     assert mounts_below(workspace) == [] and attached(image) == [] and not root.exists()

@@ -76,7 +76,7 @@ def test_tree_keys_root_image_then_each_filesystem(tmp_path):
     tree = locks.for_tree(str(image), lambda: str(tmp_path / "tree"), check_mode=True)
     assert [(k.rank, k.shared) for k in tree.first()] == [(locks.PATH, False), (locks.IMAGE, True)]
     keys = locks.tree_plan_keys(TreePlan(str(tmp_path / "tree"), [whole.inner(512, 1024), whole.inner(2048, 512)]))
-    assert [(k.rank, k.shared) for k in keys] == [(locks.PATH, False), (locks.IMAGE, True), (locks.EXTENT, False),
-                                                   (locks.IMAGE, True), (locks.EXTENT, False)]
+    assert [(k.rank, k.shared) for k in keys] == [
+        (locks.PATH, False), (locks.IMAGE, True), (locks.EXTENT, False), (locks.IMAGE, True), (locks.EXTENT, False)]
     assert keys[1].name == locks.image_key(str(image)).name
     assert keys[2].name != keys[4].name
