@@ -240,3 +240,19 @@ def test_a_bind_of_a_shared_tree_comes_down_without_its_original(tree, workdir):
         assert os.path.ismount(str(host / "pts")), "the original's submount went with the bind"
     finally:
         subprocess.run(["umount", "-R", str(host)], check=False)
+
+
+def test_a_device_a_killed_run_attached_but_never_mounted_is_detached(tree):
+    from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
+    image, root = tree
+    apply("mounted", image, root=root, mounts=[{"path": "/", "partition": 1}])
+    # What a run killed between its attach and its mount of partition 2 leaves.
+    orphan = loopdev.attach(image, offset=17 * MiB, sizelimit=12 * MiB)
+    ownership.claim(orphan.name, "image_mount")
+    theirs = loopdev.attach(image, offset=29 * MiB, sizelimit=12 * MiB)  # not this collection's: left alone
+    try:
+        _plan, down = apply("unmounted", image, root=root)
+        assert orphan.device in down["detached"] and theirs.device not in down["detached"]
+        assert [name for name, _offset in loops_of(image)] == [theirs.device]
+    finally:
+        loopdev.detach(theirs.device)

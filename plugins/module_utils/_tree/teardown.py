@@ -27,6 +27,7 @@ import errno
 import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo, mountsys
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import chain_of, extent_of, mount_devno
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import loop_exposure
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import describe_mount
@@ -126,6 +127,16 @@ def _release(plan, exposure, lazy):
         plan.left.append({"target": exposure.device, "reason": str(exc), "holders": []})
 
 
+def _loop_devnos(source, own):
+    """The loop devices that may have served the image: those under its
+    mounts, and with a source file every other one of that file - a run
+    killed between attaching and mounting leaves one mounted nowhere."""
+    devnos = [mount_devno(entry) for entry in own]
+    if source is not None and not source.is_block:
+        devnos += [(status.major, status.minor) for status in loopdev.find_associated(source.path)]
+    return devnos
+
+
 def _stop_propagation(tops):
     for target in tops:
         try:
@@ -165,8 +176,8 @@ def plan_unmounted(src=None, root=None, lazy=False):
                                                 " lazily" if lazy else ""),
                  lambda entry=entry: _unmount(plan, entry, lazy))
     loops, seen = [], set()
-    for entry in own:
-        exposure = loop_exposure(mount_devno(entry), table)
+    for devno in _loop_devnos(plan.source, own):
+        exposure = loop_exposure(devno, table)
         if exposure is not None and exposure.name not in seen:
             seen.add(exposure.name)
             loops.append(exposure)
