@@ -254,7 +254,7 @@ unmounted:
   elements: dict
   contains:
     target: {description: The mount point on the host., type: str, returned: always}
-    source: {description: What was mounted there (a device, or a name such as proc or tmpfs)., type: str,
+    source: {description: "What was mounted there (a device, or a name such as proc or tmpfs).", type: str,
              returned: always}
     fstype: {description: Its filesystem type., type: str, returned: always}
     foreign: {description: "True for a mount that is not one of the image's filesystems (a bind of /proc,
@@ -282,7 +282,7 @@ left:
   elements: dict
   contains:
     target: {description: The mount point that stays mounted., type: str, returned: always}
-    reason: {description: Why, in words., type: str, returned: always}
+    reason: {description: "Why, in words.", type: str, returned: always}
     holders:
       description: The processes that hold it.
       type: list
