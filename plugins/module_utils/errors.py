@@ -19,13 +19,16 @@ class DiskImageError(Exception):
     """A failure with a message a user can act on.
 
     ``errno`` is the OS error number behind it (or None), ``hint`` an optional
-    sentence telling how to fix it, appended to the message.
+    sentence telling how to fix it, appended to the message. ``details`` are
+    result keys the failed task returns beside the message (what a teardown
+    did before it stopped, and what is left).
     """
 
-    def __init__(self, message, errno=None, hint=None):
+    def __init__(self, message, errno=None, hint=None, details=None):
         self.message = message
         self.errno = errno
         self.hint = hint
+        self.details = details
         full = message if not hint else "%s. %s" % (message.rstrip("."), hint)
         super(DiskImageError, self).__init__(full)
 
@@ -37,7 +40,8 @@ class DiskImageError(Exception):
 
     def to_result(self):
         """Fields for AnsibleModule.fail_json."""
-        result = {"msg": str(self)}
+        result = dict(self.details or {})
+        result["msg"] = str(self)
         if self.errno is not None:
             result["errno"] = self.errno
             result["errno_name"] = self.errno_name

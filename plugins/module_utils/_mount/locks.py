@@ -138,6 +138,20 @@ def mount_plan_keys(plan):
     return keys
 
 
+def tree_keys(src, root):
+    """What image_tree locks before it plans: the root, the image (shared)."""
+    return [path_key(root), image_key(src, shared=True)]
+
+
+def tree_plan_keys(plan):
+    """What image_tree locks for a plan: the root, and the image and extent of
+    each filesystem it mounts or unmounts."""
+    keys = [path_key(plan.root)]
+    for extent in plan.extents():
+        keys += extent_keys(extent)
+    return keys
+
+
 def image_keys(path):
     """What image_partitions and loop_device lock: the image, exclusively."""
     return [image_key(path)]
@@ -162,6 +176,12 @@ def _locks(check_mode, keys_of=None, first=(), lock_dir=LOCK_DIR):
 def for_mount(state, src, path, fstab, check_mode):
     """image_mount: the path, the fstab file and the image first, then what the plan mounts."""
     return _locks(check_mode, mount_plan_keys, lambda: mount_keys(state, src, path, fstab))
+
+
+def for_tree(src, root_of, check_mode):
+    """image_tree: the root (``root_of()`` names it) and the image first, then
+    the bytes of each filesystem the plan mounts or unmounts."""
+    return _locks(check_mode, tree_plan_keys, lambda: tree_keys(src, root_of()))
 
 
 def for_image(path, check_mode):

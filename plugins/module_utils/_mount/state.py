@@ -49,13 +49,13 @@ STATES = ("mounted", "unmounted", "present", "absent")
 PATH_ONLY_STATES = ("unmounted", "absent")
 
 
-def _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks):
+def _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks, source=None, target=None):
     kind, value = selector if selector else (None, None)
-    plan.target = Target(path, follow_symlinks)
+    plan.target = target or Target(path, follow_symlinks)
     if plan.target.resolved_from:
         plan.warnings.append("path %s resolves to %s through a symlink; using %s" % (
             plan.target.resolved_from, plan.target.path, plan.target.path))
-    plan.source = MountSource(src)
+    plan.source = source or MountSource(src)
     plan.selection = select(plan.source, kind, value)
     plan.fstype = filesystem_type(plan.selection, fstype)
     optical = not plan.source.is_block and plan.source.is_optical(plan.selection.offset)
@@ -66,10 +66,15 @@ def _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks
 # --- mounted and present ------------------------------------------------------
 
 def plan_mounted(src, path, selector=None, fstype=None, opts=None, read_only=False, fstab=None,
-                 follow_symlinks=False):
-    """Plan: ``path`` holds the selected filesystem of ``src`` with ``opts``."""
+                 follow_symlinks=False, source=None, target=None):
+    """Plan: ``path`` holds the selected filesystem of ``src`` with ``opts``.
+
+    ``source`` (a MountSource of ``src``) and ``target`` (a Target of
+    ``path``) may be given when the caller has them already: image_tree
+    mounts several filesystems of one source, at targets it resolved in
+    the image's tree."""
     plan = MountPlan("mounted")
-    _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks)
+    _resolve(plan, src, path, selector, fstype, opts, read_only, follow_symlinks, source, target)
     refuse_root_path(plan.target.path, "mount over")
     table = mountinfo.read_mountinfo()
     current = mountinfo.top_mount_at(plan.target.path, table) if plan.target.exists else None

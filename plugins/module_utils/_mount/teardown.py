@@ -153,7 +153,7 @@ def plan_unmount_path(plan, lazy, table, fstype=None):
 def plan_teardown(plan, table, unmounting, lazy):
     """Detach the loop devices image_mount attached for the source, once unused."""
     exposures = find_exposures(plan.source, plan.selection.extent, table)
-    _plan_detach_unused(plan, [e for e in exposures if e.kind == "loop"], unmounting, lazy)
+    plan_detach_unused(plan, [e for e in exposures if e.kind == "loop"], unmounting, lazy)
 
 
 def plan_teardown_path(plan, table, unmounting, lazy):
@@ -165,12 +165,14 @@ def plan_teardown_path(plan, table, unmounting, lazy):
         if exposure is not None and exposure.name not in seen:
             seen.add(exposure.name)
             candidates.append(exposure)
-    _plan_detach_unused(plan, candidates, unmounting, lazy)
+    plan_detach_unused(plan, candidates, unmounting, lazy)
 
 
-def _plan_detach_unused(plan, loops, unmounting, lazy):
+def plan_detach_unused(plan, loops, unmounting, lazy, release=None):
     """Detach each loop device of ``loops`` that image_mount attached and that
-    nothing uses once ``unmounting`` is unmounted."""
+    nothing uses once ``unmounting`` is unmounted; ``release(plan, exposure,
+    lazy)`` does it (release_loop when None)."""
+    release = release or release_loop
     ids = set(m.mount_id for m in unmounting)
     for exposure in loops:
         if ownership.owner(exposure.name) != OWNER:
@@ -183,16 +185,29 @@ def _plan_detach_unused(plan, loops, unmounting, lazy):
         plan.loop_device = plan.loop_device or exposure.device
 
         def detach(exposure=exposure):
-            release_loop(plan, exposure, lazy)
+            release(plan, exposure, lazy)
 
         plan.add("detach %s, which image_mount attached" % exposure.device, detach)
         plan.detached.append(exposure.device)
 
 
+def _still(exposure, current):
+    """``current`` (the loop device's status now) if it is still the device
+    ``exposure`` was, else None: once autoclear has released it, another run
+    may have attached its number to something else."""
+    if current is None:
+        return None
+    key = exposure.extent.key
+    if key[0] == "file" and (("file", current.backing_device, current.backing_inode) != key
+                             or current.offset != exposure.extent.start):
+        return None
+    return current
+
+
 def release_loop(plan, exposure, lazy):
     device, name = exposure.device, exposure.name
     number = int(name[4:])
-    current = loopdev.status(number)
+    current = _still(exposure, loopdev.status(number))
     if current is not None and lazy and _busy(name, device):
         # The lazily unmounted filesystem still holds it: the kernel detaches it then.
         if not current.autoclear:
@@ -206,7 +221,7 @@ def release_loop(plan, exposure, lazy):
         seen = [current]
 
         def released():
-            seen[0] = loopdev.status(number)
+            seen[0] = _still(exposure, loopdev.status(number))
             return seen[0] is None or not seen[0].autoclear
         wait_until(released, AUTOCLEAR_WAIT)
         current = seen[0]
@@ -218,7 +233,9 @@ def release_loop(plan, exposure, lazy):
         if loopdev.detach(device) == "pending":
             plan.detached.remove(device)
             plan.pending.append(device)
-    ownership.release(name)
+    now = loopdev.status(number)
+    if now is None or _still(exposure, now) is not None:
+        ownership.release(name)  # not when the number is another run's device by now
 
 
 def _busy(name, device):

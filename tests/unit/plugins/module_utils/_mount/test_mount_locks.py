@@ -57,3 +57,26 @@ def test_the_lock_sets_of_the_modules(tmp_path):
     assert [(k.rank, k.shared) for k in check.first() if k] == [(locks.PATH, False), (locks.IMAGE, True)]
     assert locks.for_loop_device(None, "not-a-loop", check_mode=False).first() == []
     assert locks.image_key(str(image)).describe() == "the image %s" % image
+
+
+class TreePlan(object):
+    def __init__(self, root, extents):
+        self.root = root
+        self._extents = extents
+
+    def extents(self):
+        return self._extents
+
+
+def test_tree_keys_root_image_then_each_filesystem(tmp_path):
+    from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import file_extent
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 4096)
+    whole = file_extent(str(image))
+    tree = locks.for_tree(str(image), lambda: str(tmp_path / "tree"), check_mode=True)
+    assert [(k.rank, k.shared) for k in tree.first()] == [(locks.PATH, False), (locks.IMAGE, True)]
+    keys = locks.tree_plan_keys(TreePlan(str(tmp_path / "tree"), [whole.inner(512, 1024), whole.inner(2048, 512)]))
+    assert [(k.rank, k.shared) for k in keys] == [
+        (locks.PATH, False), (locks.IMAGE, True), (locks.EXTENT, False), (locks.IMAGE, True), (locks.EXTENT, False)]
+    assert keys[1].name == locks.image_key(str(image)).name
+    assert keys[2].name != keys[4].name
