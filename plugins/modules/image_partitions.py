@@ -27,7 +27,18 @@ description:
     the whole image (also one made by hand). With I(state=absent) the module detaches only
     loop devices it attached itself, and with an image file as O(src) it takes down only
     the partitions of those; see O(all_attachments).
-  - No C(losetup), C(kpartx), C(partx), C(sfdisk) or C(dmsetup) binary is needed on the target.
+  - With O(size), creates the image file first when it is missing - sparse, of that size, with
+    O(mode) - and refuses an existing file (or device) of another size.
+  - With C(fstype) in a O(layout.partitions) entry, makes that filesystem (with its label, UUID,
+    mkfs options or program) on the partition when the partition does not hold it yet. A partition
+    that holds another filesystem (or the same type with another label or UUID) is never formatted
+    unless O(force_mkfs) is set. mkfs writes through a private loop device that covers only the
+    partition and is released before the task returns, so it works with any O(backend), with
+    O(expose=false), and for a block device as O(src).
+  - Returns, for each partition, the filesystem it holds and where the Discoverable Partitions rules
+    (C(systemd-dissect --mount)) mount it.
+  - No C(losetup), C(kpartx), C(partx), C(sfdisk) or C(dmsetup) binary is needed on the target; the
+    mkfs programs of the declared filesystems are (C(mke2fs), C(mkfs.xfs), C(mkfs.vfat), C(mkswap)...).
 author:
   - diskimage.loop contributors (@diskimage)
 extends_documentation_fragment: []
@@ -37,7 +48,7 @@ attributes:
     description: Plans and reports the changes without writing, attaching or mapping anything.
   diff_mode:
     support: full
-    description: Shows the exposed partition devices before and after.
+    description: Shows the exposed partition devices, and the filesystem of each partition, before and after.
 options:
   src:
     description:
@@ -134,6 +145,19 @@ options:
             its C(attrs) field.
           - When C(attributes) is given, an existing table must have exactly those bits (with
             bit 2 added by C(bootable=true)).
+          - "The filesystem of a partition, made only where the partition does not hold it yet:
+            C(fstype) (C(ext2), C(ext3), C(ext4), C(xfs), C(btrfs), C(vfat) - also written C(fat),
+            C(fat32) or C(msdos) -, C(exfat), C(f2fs), C(swap), or any type with a C(mkfs.<type>));
+            C(fs_label), the filesystem label (C(label) is accepted too, as the
+            C(diskimage.loop.image_build) role's entries write it); C(fs_uuid), the filesystem UUID
+            (for vfat, 8 hex digits or C(ABCD-1234), or a UUID whose first 8 hex digits are used);
+            C(mkfs_options), a list of extra arguments for mkfs, before the device; C(mkfs_program),
+            the program, when not the usual one (C(mke2fs) for ext, C(mkswap) for swap,
+            C(mkfs.<type>) otherwise). C(name) and C(uuid) stay the GPT partition name and PARTUUID."
+          - A partition holds the declared filesystem when the probed type is C(fstype) and, where
+            given, the label is C(fs_label) and the UUID C(fs_uuid). Otherwise it is formatted if it
+            holds no signature at all, or with O(force_mkfs); else the task fails naming what the
+            partition holds, and nothing is changed.
         type: list
         elements: dict
         required: true
@@ -141,10 +165,45 @@ options:
     description:
       - With O(layout), replace a different table, or write one over a filesystem that fills an
         image without a table. Its partitions must not be in use.
+      - Does not allow formatting over a filesystem; that is O(force_mkfs).
     type: bool
     default: false
+  force_mkfs:
+    description:
+      - Make the declared filesystem of a O(layout.partitions) entry also on a partition that holds a
+        different one (or the same type with another label or UUID). Its data is lost.
+      - A partition that already holds the declared filesystem is never formatted again.
+      - A partition that is mounted or in use is refused either way.
+    type: bool
+    default: false
+  size:
+    description:
+      - The size of the image, in bytes or with a unit (C(8GiB), C(1.5GiB), C(2048s) - the grammar
+        of O(layout.partitions) sizes).
+      - When O(src) does not exist, it is created as a sparse file of this size (its directory must
+        exist). An existing file or device of another size is an error, and nothing is changed.
+      - Without it, O(src) must exist.
+    type: raw
+  mode:
+    description:
+      - File mode of the image file, as an octal string such as C("0600") (or a number).
+      - Set when the module creates the file and enforced on an existing image file. When omitted,
+        a file the module creates gets C(0600) and an existing file keeps its mode.
+    type: raw
+  expose:
+    description:
+      - With C(false), write the table and make the filesystems without exposing the partitions -
+        nothing is attached when the task returns (an attachment that already exists is kept and
+        reported). Use it when another module, such as M(diskimage.loop.image_mount), mounts the
+        image afterwards.
+    type: bool
+    default: true
 notes:
   - Needs root. The C(dm) backend needs the C(dm_mod) kernel module.
+  - A run killed while mkfs runs leaves no loop device behind (the kernel releases the private device
+    when the process dies), but may leave a partial filesystem; a partition that then holds no
+    signature, or one that is not the declared filesystem, is formatted again by a rerun (the second
+    only with O(force_mkfs)).
   - In containers whose C(/dev) is a snapshot, device nodes for new loop devices, partitions
     and maps are created from the numbers in sysfs; udev is not required.
   - Runs on one image take turns - the same lock on the image (by the identity of its backing
@@ -195,6 +254,33 @@ EXAMPLES = r"""
         - {size: 256MiB, type: esp, name: ESP}
         - {type: root, name: root}
 
+- name: Create a 2 GiB sparse image with an ESP and an ext4 root, formatted where they are not yet
+  diskimage.loop.image_partitions:
+    src: /srv/images/seed.img
+    size: 2GiB
+    mode: "0600"
+    expose: false
+    layout:
+      label: gpt
+      partitions:
+        - {size: 256MiB, type: esp, fstype: vfat, fs_label: ESP}
+        - {type: root, fstype: ext4, fs_label: root, mkfs_options: [-m, "0"]}
+  register: seed
+
+- name: The root partition's filesystem UUID, and where systemd-dissect would mount each partition
+  ansible.builtin.debug:
+    msg: "{{ seed.partitions | map(attribute='dps_mount_point') | list }} {{ seed.partitions[1].filesystem.uuid }}"
+
+- name: Reformat a partition that holds something else (its data is lost)
+  diskimage.loop.image_partitions:
+    src: /srv/images/seed.img
+    force_mkfs: true
+    layout:
+      label: gpt
+      partitions:
+        - {size: 256MiB, type: esp, fstype: vfat, fs_label: ESP}
+        - {type: root, fstype: xfs, fs_uuid: 6b0f2c44-2d0e-4a36-9d7c-3f5e9a1c2b7d}
+
 - name: Inspect an existing image read-only
   diskimage.loop.image_partitions:
     src: /srv/images/vendor.img
@@ -233,7 +319,8 @@ src:
 device:
   description:
     - The loop or block device holding the partitions.
-    - Null in check mode when the image is not attached yet (the run would attach it).
+    - Null in check mode when the image is not attached yet (the run would attach it), and with
+      O(expose=false) when the image has no attachment of its own.
   returned: when state is present
   type: str
   sample: /dev/loop0
@@ -392,8 +479,22 @@ partitions:
       type: str
       returned: always
       sample: /dev/loop0p1
+    dps_mount_point:
+      description:
+        - Where the Discoverable Partitions rules (C(systemd-dissect --mount)) mount the partition - C(/)
+          for a root partition of any architecture, C(/usr), C(/home), C(/srv), C(/var), C(/var/tmp),
+          C(/boot) for XBOOTLDR, and for the ESP C(/boot), or C(/efi) when an XBOOTLDR partition takes
+          C(/boot) (the choice C(systemd-dissect) makes for an image whose C(/boot) is empty).
+        - Null for other types, verity partitions, a partition with the C(no_auto) attribute (bit 63),
+          and partitions that share their type with another one (the rules mount neither).
+      type: str
+      returned: always
+      sample: /
     filesystem:
-      description: What was found in the partition, read from the superblock, or null.
+      description:
+        - What was found in the partition, read from the superblock, or null.
+        - After filesystems were made, what they are. In check mode, a filesystem the run would make
+          is shown as declared (type, label, and the UUID when one is declared, else null).
       type: dict
       returned: always
       contains:
@@ -427,6 +528,59 @@ partitions:
           description: Whether the superblock checksum is good, where it has one (else null).
           type: bool
           returned: when a filesystem is found
+entry_partitions:
+  description:
+    - The partition number of each O(layout.partitions) entry, in order; empty without O(layout). On C(dos),
+      logical partitions are numbered from 5 and an extended partition may come between, so this says which
+      partition an entry became.
+  returned: when state is present
+  type: list
+  elements: int
+  sample: [1, 2, 3, 5, 6]
+image_created:
+  description: Whether this run created the image file (or would, in check mode).
+  returned: when state is present
+  type: bool
+  sample: true
+mkfs:
+  description:
+    - The filesystems this run made (in check mode, would make), in partition order; empty when every
+      partition already holds its declared filesystem.
+  returned: when state is present
+  type: list
+  elements: dict
+  contains:
+    number:
+      description: The partition number.
+      type: int
+      returned: always
+      sample: 2
+    fstype:
+      description: The filesystem type made, as declared.
+      type: str
+      returned: always
+      sample: ext4
+    label:
+      description: The filesystem label given to mkfs, or null.
+      type: str
+      returned: always
+      sample: root
+    uuid:
+      description: The filesystem UUID given to mkfs, or null when mkfs chose one (see RV(partitions[].filesystem)).
+      type: str
+      returned: always
+      sample: null
+    replaced:
+      description: What the partition held before (its probed type, label and UUID), or null when it held nothing.
+      type: dict
+      returned: always
+      sample: null
+    argv:
+      description: The mkfs command; the device is the private loop device of the partition (C(@DEVICE@) in check mode).
+      type: list
+      elements: str
+      returned: always
+      sample: [mke2fs, -t, ext4, -F, -q, -L, root, -m, "0", /dev/loop7]
 detached:
   description: Loop devices detached by I(state=absent) (in check mode, none).
   returned: when state is absent
@@ -476,6 +630,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
+from ansible_collections.diskimage.loop.plugins.module_utils._image import present
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
@@ -495,6 +650,10 @@ def main():
                 partitions=dict(type="list", elements="dict", required=True),
             )),
             force=dict(type="bool", default=False),
+            force_mkfs=dict(type="bool", default=False),
+            size=dict(type="raw"),
+            mode=dict(type="raw"),
+            expose=dict(type="bool", default=True),
             all_attachments=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -506,9 +665,11 @@ def main():
 
     def make_plan():
         if params["state"] == "present":
-            return partitions_state.plan_present(
+            return present.plan_image(
                 params["src"], backend=params["backend"], read_only=params["read_only"], layout=layout,
-                force=params["force"], sector_size=params["sector_size"])
+                force=params["force"], sector_size=params["sector_size"], size=params["size"],
+                mode=params["mode"], force_mkfs=params["force_mkfs"], expose=params["expose"],
+                run_command=module.run_command)
         return partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
 
     run(module, make_plan, locks.for_image(params["src"], module.check_mode))

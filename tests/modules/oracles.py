@@ -49,3 +49,20 @@ def sparse(path, size):
     with open(path, "wb") as image:
         image.truncate(size)
     return str(path)
+
+
+def blkid(path, offset=0):
+    """What blkid -p finds at offset in path: {TYPE, LABEL, UUID...}, empty for nothing."""
+    out = run("blkid", "-p", "-o", "export", "-O", str(offset), str(path), check=False).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def fsck(image, start, size, argv, scratch):
+    """Exit status of a read-only fsck (argv) of a copy of the bytes at start..start+size."""
+    with open(str(image), "rb") as src, open(str(scratch), "wb") as dst:
+        src.seek(start)
+        dst.write(src.read(size))
+    try:
+        return run(*(list(argv) + [str(scratch)]), check=False).returncode
+    finally:
+        subprocess.run(["rm", "-f", str(scratch)], check=False)

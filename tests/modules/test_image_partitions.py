@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from oracles import MiB, attached, sfdisk, sparse
+from oracles import MiB, attached, blkid, fsck, sfdisk, sparse
 
 SECTOR = 512
 
@@ -79,3 +79,57 @@ def test_a_different_table_is_refused_and_nothing_changes(modules, workspace):
     assert "already has a different partition table: the label is dos, not gpt" in refused["msg"]
     assert digest(image) == written
     assert attached(image) == []
+
+
+FILESYSTEMS = {"label": "gpt", "partitions": [
+    {"size": "34MiB", "type": "esp", "fstype": "vfat", "fs_label": "ESP"},
+    {"size": "rest", "type": "root", "fstype": "ext4", "label": "root",
+     "fs_uuid": "6b0f2c44-2d0e-4a36-9d7c-3f5e9a1c2b7d", "mkfs_options": ["-m", "0"]}]}
+
+
+def test_creates_the_image_and_its_filesystems_once(modules, workspace):
+    image = str(workspace / "seed.img")
+    args = dict(src=image, size="96MiB", mode="0640", expose=False, layout=FILESYSTEMS)
+
+    planned = modules("image_partitions", check=True, **args)
+    assert planned["changed"] is True and planned["image_created"] is True
+    assert [(m["number"], m["fstype"]) for m in planned["mkfs"]] == [(1, "vfat"), (2, "ext4")]
+    assert planned["diff"]["after"]["filesystems"]["2"]["label"] == "root"
+    assert not os.path.exists(image), "check mode created the image"
+
+    made = modules("image_partitions", **args)
+    assert made["changed"] is True and made["image_created"] is True and made["device"] is None
+    assert attached(image) == [], "the private loop devices must be gone"
+    assert os.stat(image).st_size == 96 * MiB and oct(os.stat(image).st_mode & 0o777) == "0o640"
+    table = sfdisk(image)
+    assert [(p["start"], p["size"]) for p in table["partitions"]] == [
+        (p["start_sector"], p["size_sectors"]) for p in made["partitions"]]
+    esp, root = made["partitions"]
+    assert blkid(image, esp["start"])["TYPE"] == "vfat" and blkid(image, esp["start"])["LABEL"] == "ESP"
+    found = blkid(image, root["start"])
+    assert (found["TYPE"], found["LABEL"], found["UUID"]) == ("ext4", "root", "6b0f2c44-2d0e-4a36-9d7c-3f5e9a1c2b7d")
+    assert root["filesystem"]["uuid"] == found["UUID"] and esp["filesystem"]["uuid"] == blkid(image, esp["start"])["UUID"]
+    assert (esp["dps_mount_point"], root["dps_mount_point"]) == ("/boot", "/")
+    assert made["entry_partitions"] == [1, 2]
+    assert fsck(image, root["start"], root["size"], ["e2fsck", "-f", "-n"], workspace / "copy") == 0
+    assert fsck(image, esp["start"], esp["size"], ["fsck.vfat", "-n"], workspace / "copy") == 0
+
+    again = modules("image_partitions", **args)
+    assert again["changed"] is False and again["mkfs"] == [] and again["image_created"] is False
+    assert blkid(image, root["start"]) == found
+
+
+def test_refuses_another_filesystem_and_another_size_and_changes_nothing(modules, workspace):
+    image = str(workspace / "seed.img")
+    assert modules("image_partitions", src=image, size="96MiB", expose=False, layout=FILESYSTEMS)["changed"]
+    written = digest(image)
+    other = dict(FILESYSTEMS, partitions=[FILESYSTEMS["partitions"][0],
+                                          dict(FILESYSTEMS["partitions"][1], fstype="btrfs")])
+
+    refused = modules("image_partitions", src=image, expose=False, layout=other)
+    assert refused["failed"] is True and refused["changed"] is False
+    assert "partition 2 holds ext4 labelled 'root'" in refused["msg"] and "force_mkfs" in refused["msg"]
+
+    resized = modules("image_partitions", src=image, size="128MiB", layout=FILESYSTEMS)
+    assert resized["failed"] is True and "not the declared 134217728 (128MiB)" in resized["msg"]
+    assert digest(image) == written and attached(image) == []

@@ -161,13 +161,14 @@ class PartitionsPlan(Plan):
         self.skipped = []
         self.source = None
         self.predicted_devices = {}
+        self.extensions = []  # objects with result(plan, result, check_mode) and diff(plan, diff)
 
     def result(self, check_mode=False):
         if self.state == "absent":
             return {"src": self.source.path, "detached": self.detached, "skipped_devices": self.skipped}
         devices = _exposed_devices(self.backend, self.device, self.table) if not check_mode or not self.changed \
             else self.predicted_devices
-        return {
+        result = {
             "src": self.source.path,
             "device": self.device,
             "backend": self.backend,
@@ -175,10 +176,16 @@ class PartitionsPlan(Plan):
             "table": self.table.to_dict() if self.table is not None else None,
             "partitions": partition_facts(self.table, devices, self.source.path) if self.table else [],
         }
+        for extension in self.extensions:
+            extension.result(self, result, check_mode)
+        return result
 
     def diff(self):
-        return {"before": self.before[0] if len(self.before) == 1 else {"devices": self.before},
+        diff = {"before": self.before[0] if len(self.before) == 1 else {"devices": self.before},
                 "after": self.after[0] if len(self.after) == 1 else {"devices": self.after}}
+        for extension in self.extensions:
+            extension.diff(self, diff)
+        return diff
 
 
 def _take_down(device):
@@ -200,17 +207,23 @@ def _predicted_names(backend, device, table):
     return dict((p.number, "/dev/%s" % blkpg.partition_name(disk, p.number)) for p in table.partitions)
 
 
-def plan_present(src, backend="auto", read_only=False, layout=None, force=False, sector_size=None):
-    """Plan: a partition table on ``src`` and a block device for every partition."""
+def plan_present(src, backend="auto", read_only=False, layout=None, force=False, sector_size=None,
+                 source=None, expose=True):
+    """Plan: a partition table on ``src`` and a block device for every partition.
+
+    ``source``: what ``src`` is, when the caller knows better than the file
+    system does (an image file the run will create: no table yet, nothing
+    attached). ``expose`` False: the table only - nothing is attached."""
     if backend not in BACKENDS:
         raise DiskImageError("backend %r is not one of %s" % (backend, ", ".join(BACKENDS)))
     plan = PartitionsPlan("present")
-    source = plan.source = _whole_disk(src)
-    table = read_source_table(source, sector_size)
+    source = plan.source = source or _whole_disk(src)
+    planned_file = getattr(source, "planned", False)
+    table = None if planned_file else read_source_table(source, sector_size)
 
     # The loop device: reuse one that shows the whole image the same way.
     device_number = source.loop_number
-    if not source.is_block:
+    if not source.is_block and not planned_file:
         matches = [d for d in loopdev.find_associated(source.path, offset=0)
                    if d.sizelimit == 0 and d.read_only == bool(read_only)]
         if matches:
@@ -243,6 +256,11 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
     plan.table = table
 
     backend = plan.backend = _pick_backend(backend, source, device_number, read_only)
+    if not expose:
+        current = _exposed_devices(backend, plan.device, table) if plan.device is not None else {}
+        plan.before = plan.after = [{"device": plan.device, "partitions": current}]
+        plan.predicted_devices = current
+        return plan
 
     if plan.device is None:
         options = dict(read_only=read_only, partscan=(backend == "partscan"),
@@ -278,6 +296,8 @@ def _refuse_if_in_use(device, source):
     offset attachment, or a filesystem mounted read-only, sits in the bytes
     the new table moves or overwrites."""
     devices = [device] if device is not None else []
+    if getattr(source, "planned", False):
+        return  # a file this run creates: nothing can use it yet
     if not source.is_block:
         devices += [found.device for found in loopdev.find_associated(source.path)]
     elif source.loop_number is not None:

@@ -44,8 +44,12 @@ class Recipe(object):
         self.warning = warning
 
 
-def recipe(fs, fs_uuid=None, epoch=None, has_content=False):
-    """The Recipe for one filesystem entry (fstype, device, label, mkfs_options, mkfs_program)."""
+def recipe(fs, fs_uuid=None, epoch=None, has_content=False, hidden_sectors=None):
+    """The Recipe for one filesystem entry (fstype, device, label, mkfs_options, mkfs_program).
+
+    ``hidden_sectors``: for vfat, the partition's first sector, which mkfs.vfat
+    reads from the device itself when it is a partition device, but not when
+    it is a loop device over the partition alone."""
     fstype = ALIASES.get(fs["fstype"], fs["fstype"])
     program = fs.get("mkfs_program") or ("mkswap" if fstype == "swap" else "mkfs." + fstype)
     label = fs.get("label")
@@ -64,6 +68,8 @@ def recipe(fs, fs_uuid=None, epoch=None, has_content=False):
     elif fstype == "vfat":
         if fs_uuid:
             argv += ["--invariant", "-i", ids.volume_id(fs_uuid)]
+        if hidden_sectors is not None:
+            argv += ["-h", str(hidden_sectors)]
         if has_content:
             content = "mcopy"
     elif fstype == "swap":

@@ -33,6 +33,12 @@ def test_vfat_swap_and_aliases():
     assert r.argv == ["mkswap", "-f", "-U", UUID, "-L", "sw", "/dev/loop9p1"] and r.warning is None
 
 
+def test_vfat_on_a_device_over_the_partition_alone_is_told_its_hidden_sectors():
+    r = mkfs.recipe(_fs("vfat", label="ESP"), hidden_sectors=2048)
+    assert r.argv == ["mkfs.vfat", "-h", "2048", "-n", "ESP", "/dev/loop9p1"]
+    assert "-h" not in mkfs.recipe(_fs("ext4"), hidden_sectors=2048).argv
+
+
 @pytest.mark.parametrize("fstype,uuid_args,content", [
     ("xfs", ["-m", "uuid=" + UUID], "mount"), ("btrfs", ["-U", UUID], "mkfs"), ("f2fs", [], "mount")])
 def test_unreproducible_types_get_the_uuid_and_a_warning(fstype, uuid_args, content):
