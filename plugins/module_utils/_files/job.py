@@ -88,7 +88,7 @@ def _copy_step(req, check_mode, result, warnings):
     directory = os.path.dirname(req.src)
     if not os.path.isdir(directory):
         try:
-            os.makedirs(directory, 0o755)
+            os.makedirs(directory, 0o755, exist_ok=True)  # another host's run may make it at the same time
         except OSError as exc:
             raise DiskImageError.from_oserror("cannot create the directory %s" % directory, exc)
         result["actions"].insert(len(result["actions"]) - 1, "create directory %s" % directory)
