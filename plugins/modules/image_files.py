@@ -16,7 +16,7 @@ description:
   - Makes sure that the files, directories and lines declared in O(files) are in the image O(src),
     in one module run - what would otherwise be a mount, a dozen file tasks and a teardown.
   - With O(copy_from), a missing O(src) is first made as a copy of that golden image - sparse, and
-    sharing its extents where the filesystem can (reflink: btrfs, xfs). The copy is written under
+    sharing its extents where the filesystem can (reflink, on btrfs or xfs). The copy is written under
     O(src) plus C(.part) and renamed into place once complete, so a file under the name O(src) is
     always a finished copy, and a copy cut short is started again by the next run. An existing O(src)
     is never copied again unless O(force_copy); when the golden image has changed since the copy was
@@ -34,7 +34,7 @@ description:
     resolved as a chroot into the image would resolve them, so an absolute link in the image never
     leads a write to the build host.
   - An image that is attached to a loop device already (mounted by M(diskimage.loop.image_mount),
-    for instance) is refused: one filesystem must not be mounted through two devices at once.
+    for instance) is refused, since one filesystem must not be mounted through two devices at once.
   - Used by the C(diskimage.loop.image_personalize) role, one call per host.
 author:
   - diskimage.loop contributors (@diskimage)
@@ -165,8 +165,8 @@ options:
         default: true
 notes:
   - Needs root (C(CAP_SYS_ADMIN)) and the loop driver, on the host that holds the image.
-  - The files are written in one process, which makes the module fast enough for a fleet of images:
-    templates are rendered on the controller and given as O(files[].content), for example with the
+  - The files are written in one process, which makes the module fast enough for a fleet of images.
+    Templates are rendered on the controller and given as O(files[].content), for example with the
     C(ansible.builtin.template) lookup.
 seealso:
   - module: diskimage.loop.image_mount
