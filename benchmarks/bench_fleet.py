@@ -172,4 +172,3 @@ def bench_fleet(workdir, playbooks, rounds):
                Row("12 images (shell loop in one script task)", samples["floor"]))
     group.rows.append(Row("12 images re-run, nothing to change (role)", rerun["rerun"]))
     return group
-

@@ -119,8 +119,8 @@ def test_a_run_killed_with_the_tree_mounted_leaves_nothing(workdir):
 
     rerun = run_module("image_files", src=image, copy_from=golden, files=FILES)
     assert rerun["rc"] == 0 and rerun["copied"] is False, rerun
-    assert [f["path"] for f in rerun["files"] if f["changed"]] == ["/etc/hostname", "/etc/hosts", "/var/lib/web1",
-                                                                  "/var/lib/mark"]
+    changed = [f["path"] for f in rerun["files"] if f["changed"]]
+    assert changed == ["/etc/hostname", "/etc/hosts", "/var/lib/web1", "/var/lib/mark"]
     assert wait_released(image) == []
 
 
