@@ -158,7 +158,7 @@ def bench_fleet(workdir, playbooks, rounds):
     finally:
         release_under(workdir)
     tasks = fleet.tasks
-    group = Group("6. Twelve per-host images from a golden image: image_personalize role (forks=12) vs a shell loop",
+    group = Group("8. Twelve per-host images from a golden image: image_personalize role (forks=12) vs a shell loop",
                   ["role: ansible-playbook over 12 inventory hosts, forks=12, every task delegated to localhost:",
                    "      role diskimage.loop.image_personalize with host name, /etc/hosts line, empty machine-id,",
                    "      systemd-networkd file, motd template, root's and alice's keys (alice's on the home",

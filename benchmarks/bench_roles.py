@@ -269,8 +269,8 @@ def run_all(workdir, quick):
 
 
 def run_fleet(workdir, quick):
-    """Group 6 (the bench.py group ``fleet``): 12 images with image_personalize vs a shell loop."""
+    """Group 8 (the bench.py group ``fleet``): 12 images with image_personalize vs a shell loop."""
     if ansible_playbook() is None:
-        return [skipped_group("6. Twelve per-host images from a golden image", [],
+        return [skipped_group("8. Twelve per-host images from a golden image", [],
                               ("image_personalize role", "shell loop"), "ansible-playbook not found")]
     return [bench_fleet.bench_fleet(workdir, Playbooks(workdir), 2 if quick else 3)]
