@@ -66,6 +66,10 @@ class Change(object):
         self.steps = []    # callables, in order
         self.diff = None
 
+    def show(self, before, after):
+        """The diff of this entry: texts, or words for what is not a file's content."""
+        self.diff = {"before_header": self.path, "after_header": self.path, "before": before, "after": after}
+
     def add(self, words, step):
         self.actions.append(words)
         self.steps.append(step)
@@ -185,12 +189,10 @@ def _plan_content(change, root, entry, accounts):
     if before != after:
         change.add("%s %s" % ("write" if info is not None else "create", entry["path"]),
                    lambda: _write_new(host, after, *attrs))
-        change.diff = {"before_header": entry["path"], "after_header": entry["path"],
-                       "before": _shown(before), "after": _shown(after)}
+        change.show(_shown(before), _shown(after))
     elif attrs != _attrs(info):
         change.add("set %s of %s" % (_words(attrs), entry["path"]), lambda: _set_attrs(host, *attrs))
-        change.diff = {"before_header": entry["path"], "after_header": entry["path"],
-                       "before": _words(_attrs(info)) + "\n", "after": _words(attrs) + "\n"}
+        change.show(_words(_attrs(info)) + "\n", _words(attrs) + "\n")
 
 
 def _plan_directory(change, root, entry, accounts):
@@ -204,12 +206,10 @@ def _plan_directory(change, root, entry, accounts):
         _make_parents(change, root, entry["path"])
         change.planned.add(entry["path"])
         change.add("create directory %s" % entry["path"], lambda: _mkdir(host, *attrs))
-        change.diff = {"before_header": entry["path"], "after_header": entry["path"],
-                       "before": "absent\n", "after": "directory, %s\n" % _words(attrs)}
+        change.show("absent\n", "directory, %s\n" % _words(attrs))
     elif attrs != _attrs(info):
         change.add("set %s of %s" % (_words(attrs), entry["path"]), lambda: _set_attrs(host, *attrs))
-        change.diff = {"before_header": entry["path"], "after_header": entry["path"],
-                       "before": "directory, %s\n" % _words(_attrs(info)), "after": "directory, %s\n" % _words(attrs)}
+        change.show("directory, %s\n" % _words(_attrs(info)), "directory, %s\n" % _words(attrs))
 
 
 def _remove(host, info):
@@ -253,8 +253,7 @@ def _plan_absent(change, root, entry, _accounts):
                                  % (entry["path"], ", ".join(p[len(root):] for p in inner) or entry["path"]),
                                  hint="Remove the files inside it instead")
     change.add("remove %s" % entry["path"], lambda: _remove(host, info))
-    change.diff = {"before_header": entry["path"], "after_header": entry["path"],
-                   "before": "present\n", "after": "absent\n"}
+    change.show("present\n", "absent\n")
 
 
 _PLANNERS = {"file": _plan_content, "line": _plan_content, "directory": _plan_directory, "absent": _plan_absent}
