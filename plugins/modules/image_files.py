@@ -219,10 +219,19 @@ files:
   type: list
   elements: dict
   contains:
-    path: {description: The path in the image (C(~user) expanded)., type: str}
-    state: {description: The entry's state., type: str}
-    changed: {description: Whether it changed (would change in check mode)., type: bool}
-    actions: {description: What was done to it, in words., type: list, elements: str}
+    path:
+      description: The path in the image (C(~user) expanded).
+      type: str
+    state:
+      description: The entry's state.
+      type: str
+    changed:
+      description: Whether it changed (would change in check mode).
+      type: bool
+    actions:
+      description: What was done to it (would be done in check mode), in words.
+      type: list
+      elements: str
   sample: [{path: /etc/hostname, state: file, changed: true, actions: [write /etc/hostname]}]
 mounts:
   description: The filesystems mounted while the files were written (in the module's own mount namespace).

@@ -6,7 +6,7 @@ diff, and bad input."""
 
 import os
 
-from oracles import MiB, attached, mounts_below, run
+from oracles import attached, mounts_below, run
 
 
 def golden_fs(workspace):
