@@ -5,13 +5,15 @@ fleet of 12 inventory hosts (forks=12, every task delegated to localhost) agains
 one play whose single ansible.builtin.script task runs a shell loop writing the
 same files into 12 copies (fleet_floor.sh), the floor a user would write by hand."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
-from common import HERE, MIB, Group, Row, interleaved, release_under, run
+from common import COLLECTIONS, HERE, MIB, Group, Row, interleaved, release_under, run
 
 HOSTS = ["h%02d" % number for number in range(1, 13)]
 FLOOR_SH = os.path.join(HERE, "fleet_floor.sh")
@@ -83,6 +85,44 @@ def write_fleet_files(workdir, golden, out, bench):
     return inventory, role_play, floor_play
 
 
+def module_args(golden, out, number, host):
+    """What the role hands image_files for one host, written out by hand."""
+    address = "10.0.0.%d/24" % (10 + number)
+    network = ("# Ansible managed\n[Match]\nName=en* eth*\n\n[Network]\nAddress=%s\nGateway=10.0.0.1\nDNS=10.0.0.1\n"
+               % address)
+    files = [
+        {"path": "/etc/hostname", "content": host + "\n", "mode": "0644"},
+        {"path": "/etc/hosts", "state": "line", "regexp": r"^127\.0\.1\.1\s", "line": "127.0.1.1\t" + host,
+         "mode": "0644"},
+        {"path": "/etc/machine-id", "content": "", "mode": "0444", "create": False},
+        {"path": "/etc/systemd/network", "state": "directory", "mode": "0755"},
+        {"path": "/etc/systemd/network/10-%s.network" % host, "content": network, "mode": "0644"},
+        {"path": "~root/.ssh", "state": "directory", "owner": "root", "mode": "0700"},
+        {"path": "~root/.ssh/authorized_keys", "owner": "root", "mode": "0600",
+         "content": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIRootKeyOf%s admin@example\n" % host},
+        {"path": "~alice/.ssh", "state": "directory", "owner": "alice", "mode": "0700"},
+        {"path": "~alice/.ssh/authorized_keys", "owner": "alice", "mode": "0600",
+         "content": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceKey alice@example\nssh-rsa AAAAB3NzaSecond alice@laptop\n"},
+        {"path": "/etc/motd", "content": "Welcome to %s (%s)\n" % (host, address), "mode": "0644"},
+    ]
+    return {"ANSIBLE_MODULE_ARGS": {"src": os.path.join(out, "core", host + ".img"), "copy_from": golden,
+                                    "auto_exclude": ["esp", "xbootldr"], "files": files}}
+
+
+def run_modules(args_files):
+    """The module once per host, all at once as 12 forks start them, without Ansible.
+    No byte code is read or written: Ansible ships a module as source, compiled on every run."""
+    with tempfile.TemporaryDirectory() as no_cache:
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=no_cache)
+        procs = [subprocess.Popen([sys.executable, "-m", "ansible_collections.diskimage.loop.plugins.modules.image_files",
+                                   path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+                 for path in args_files]
+        results = [proc.communicate() for proc in procs]
+    for (out, err), proc in zip(results, procs):
+        if proc.returncode != 0 or not json.loads(out).get("changed"):
+            raise RuntimeError("image_files failed (exit %d): %s %s" % (proc.returncode, out[-1000:], err[-1000:]))
+
+
 def read_host(image, host_root, offset, size):
     """/etc/hostname of one image, through a read-only loop mount (the oracle)."""
     try:
@@ -106,6 +146,12 @@ class Fleet(object):
         self.inventory, self.role_play, self.floor_play = write_fleet_files(workdir, self.golden, self.out, self)
         self.check_root = os.path.join(workdir, "check")
         os.makedirs(self.check_root, exist_ok=True)
+        self.args_files = []
+        for number, host in enumerate(HOSTS, 1):
+            path = os.path.join(workdir, "args-%s.json" % host)
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(module_args(self.golden, self.out, number, host), handle)
+            self.args_files.append(path)
 
     def write(self, name, plays):
         return self.playbooks.write(name, plays)
@@ -130,7 +176,7 @@ class Fleet(object):
 
     def verify(self, kind, changed_wanted=True):
         def check(result):
-            recap = result
+            recap = result or {}  # the module alone checks its own results
             if any(v["failed"] or v["unreachable"] for v in recap.values()):
                 raise RuntimeError("%s: %s" % (kind, recap))
             if changed_wanted and kind == "role" and sorted(h for h, v in recap.items() if v["changed"]) != HOSTS:
@@ -152,6 +198,7 @@ def bench_fleet(workdir, playbooks, rounds):
         samples = interleaved([
             ("role", lambda: fleet.run(fleet.role_play), fleet.fresh("role"), fleet.verify("role")),
             ("floor", lambda: fleet.run(fleet.floor_play), fleet.fresh("floor"), fleet.verify("floor")),
+            ("core", lambda: run_modules(fleet.args_files), fleet.fresh("core"), fleet.verify("core")),
         ], rounds)
         rerun = interleaved([("rerun", lambda: fleet.run(fleet.role_play), None, fleet.verify("role", False))], rounds,
                             warmup=0)
@@ -166,9 +213,13 @@ def bench_fleet(workdir, playbooks, rounds):
                    "floor: ansible-playbook, one play on localhost, one ansible.builtin.script task running",
                    "      benchmarks/fleet_floor.sh: for each host cp --sparse=always --reflink=auto, mount -o loop",
                    "      of root and home, the same files written, umount",
+                   "core: the 12 image_files module runs of the role without Ansible, started at once (the same",
+                   "      arguments, the module's source compiled on every run as Ansible ships it): the module's share",
                    "rerun: the role again over the 12 existing images, nothing to change (changed=0)"])
     group.pair(Row("12 images (image_personalize role, forks=12)", samples["role"],
                    note="(%d task results over the 12 hosts)" % tasks),
                Row("12 images (shell loop in one script task)", samples["floor"]))
+    group.rows.append(Row("12 images, the module alone (12 processes, no Ansible)", samples["core"],
+                          baseline=group.rows[1]))
     group.rows.append(Row("12 images re-run, nothing to change (role)", rerun["rerun"]))
     return group
