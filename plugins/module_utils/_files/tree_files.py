@@ -169,12 +169,19 @@ def _read(host, info):
         return handle.read()
 
 
-def _plan_content(change, root, entry, accounts):
+def _look(root, entry, is_kind, kind_words, hint):
+    """The host path of the entry's path and its lstat (None: missing); a path of
+    another kind is refused."""
     host = paths.resolve_in(root, entry["path"])
     info = _lstat(host)
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        raise DiskImageError("%s is in the image, but not a regular file" % entry["path"],
-                             hint="Remove it first (state: absent), or write to another path")
+    if info is not None and not is_kind(info.st_mode):
+        raise DiskImageError("%s is in the image, but not %s" % (entry["path"], kind_words), hint=hint)
+    return host, info
+
+
+def _plan_content(change, root, entry, accounts):
+    host, info = _look(root, entry, stat.S_ISREG, "a regular file",
+                       "Remove it first (state: absent), or write to another path")
     if info is None and not entry["create"]:
         return
     before = _read(host, info)
@@ -196,11 +203,7 @@ def _plan_content(change, root, entry, accounts):
 
 
 def _plan_directory(change, root, entry, accounts):
-    host = paths.resolve_in(root, entry["path"])
-    info = _lstat(host)
-    if info is not None and not stat.S_ISDIR(info.st_mode):
-        raise DiskImageError("%s is in the image, but not a directory" % entry["path"],
-                             hint="Remove it first (state: absent)")
+    host, info = _look(root, entry, stat.S_ISDIR, "a directory", "Remove it first (state: absent)")
     attrs = _wanted_attrs(entry, accounts, info)
     if info is None:
         _make_parents(change, root, entry["path"])
