@@ -13,7 +13,8 @@ everything it attached, mapped or mounted, also on failure.
 Groups: loop (attach+detach, lookup), partitions (partscan+BLKPG vs losetup -P +
 partx), dm (dm backend vs kpartx: on this kernel if it has device-mapper, else
 in the VM of scripts/vm-tests.sh with --vm), roles (image_build vs a shell
-script, 20 image_mount re-runs vs findmnt-checked mount -o loop), artifact
+script, 20 image_mount re-runs vs findmnt-checked mount -o loop), fleet (12 per-host
+images with image_personalize, forks=12, vs a shell loop in one script task), artifact
 (zstd of a mostly empty 4 GiB image: image_artifact's core vs zstd on the raw file),
 image (ten tasks inside a Debian image through the image connection vs on localhost).
 """
@@ -35,7 +36,7 @@ import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 
-GROUPS = ("loop", "partitions", "dm", "roles", "artifact", "image")
+GROUPS = ("loop", "partitions", "dm", "roles", "fleet", "artifact", "image")
 
 
 def dm_groups(workdir, args):
@@ -68,6 +69,8 @@ def measure(workdir, args, wanted, loads):
         groups += bench_partitions.run_all(section("partitions"), args.quick)
     if "roles" in wanted:
         groups += bench_roles.run_all(section("roles"), args.quick)
+    if "fleet" in wanted:
+        groups += bench_roles.run_fleet(section("fleet"), args.quick)
     if "artifact" in wanted:
         groups += bench_artifact.run_all(section("artifact"), args.quick)
     if "image" in wanted:

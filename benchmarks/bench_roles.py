@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """End to end through ansible-playbook: the seed image built by the image_build
-role against the same steps as a shell script, and an idempotent re-run of 20
-image_mount tasks against findmnt-checked `mount -o loop` equivalents."""
+role against the same steps as a shell script, an idempotent re-run of 20
+image_mount tasks against findmnt-checked `mount -o loop` equivalents, and (group
+``fleet``) 12 per-host images made by the image_personalize role against a shell
+loop in one script task (bench_fleet.py)."""
 
 import json
 import os
@@ -13,6 +15,7 @@ import sys
 
 from common import (COLLECTIONS, HERE, ROOT, SEED_DATA_PARTITIONS, Group, Row, interleaved, release_under, run,
                     skipped_group)
+import bench_fleet
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.table import read_table
@@ -254,6 +257,7 @@ def bench_mounts(workdir, playbooks, rounds):
 def run_all(workdir, quick):
     title4 = "4. Seed image built end to end: image_build role vs the same steps as a shell script"
     title5 = "5. Idempotent re-run of 20 mounts"
+
     program = ansible_playbook()
     if program is None:
         reason = "ansible-playbook not found (run scripts/test.sh once, or use the venv's python)"
@@ -262,3 +266,11 @@ def run_all(workdir, quick):
     playbooks = Playbooks(workdir)
     return [bench_build(workdir, playbooks, 2 if quick else 5),
             bench_mounts(workdir, playbooks, 2 if quick else 5)]
+
+
+def run_fleet(workdir, quick):
+    """Group 8 (the bench.py group ``fleet``): 12 images with image_personalize vs a shell loop."""
+    if ansible_playbook() is None:
+        return [skipped_group("8. Twelve per-host images from a golden image", [],
+                              ("image_personalize role", "shell loop"), "ansible-playbook not found")]
+    return [bench_fleet.bench_fleet(workdir, Playbooks(workdir), 2 if quick else 3)]
