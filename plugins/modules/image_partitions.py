@@ -27,6 +27,9 @@ description:
     the whole image (also one made by hand). With I(state=absent) the module detaches only
     loop devices it attached itself, and with an image file as O(src) it takes down only
     the partitions of those; see O(all_attachments).
+  - An image that is not raw (qcow2, VMDK, VHDX; see O(image_format)) is served by C(qemu-nbd)
+    on a free C(/dev/nbdN) instead of a loop device, and its partitions are exposed on that
+    device. I(state=absent) disconnects the NBD devices this module connected.
   - No C(losetup), C(kpartx), C(partx), C(sfdisk) or C(dmsetup) binary is needed on the target.
 author:
   - diskimage.loop contributors (@diskimage)
@@ -88,6 +91,20 @@ options:
     description: Attach and map read-only. Cannot be combined with O(layout).
     type: bool
     default: false
+  image_format:
+    description:
+      - The container format of the image file O(src).
+      - C(auto) reads it from the header (qcow2 C(QFI\\xfb), VMDK C(KDMV) or a VMDK descriptor,
+        VHDX C(vhdxfile)); anything else is raw.
+      - C(raw) images use loop devices. The others are served by C(qemu-nbd) (package
+        C(qemu-utils)) on a free C(/dev/nbdN), chosen under a lock, verified after it is
+        connected, and reused by later tasks on the same image; the C(nbd) kernel module is
+        loaded when the kernel has no nbd devices. In check mode such an image is connected
+        read-only for the time of the run, to read its table.
+      - A declared format the header contradicts is an error; C(raw) is taken as declared.
+    type: str
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    default: auto
   sector_size:
     description:
       - Logical sector size of the image. GPT images are probed (512 to 4096); give C(4096)
@@ -230,6 +247,18 @@ src:
   returned: always
   type: str
   sample: /srv/images/disk.img
+image_format:
+  description: The format O(src) was served as, C(raw) for images, block devices and loop devices.
+  returned: always
+  type: str
+  sample: qcow2
+nbd_device:
+  description:
+    - The C(/dev/nbdN) that serves an image that is not raw (for I(state=absent), the first
+      one that did), null for raw images.
+  returned: always
+  type: str
+  sample: /dev/nbd0
 device:
   description:
     - The loop or block device holding the partitions.
@@ -476,6 +505,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
@@ -496,6 +526,7 @@ def main():
             )),
             force=dict(type="bool", default=False),
             all_attachments=dict(type="bool", default=False),
+            image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
         ),
         supports_check_mode=True,
     )
@@ -504,12 +535,18 @@ def main():
     if params["layout"]:
         layout = dict((key, value) for key, value in params["layout"].items() if value is not None)
 
+    nbd = nbd_source.Session(partitions_state.OWNER, module.check_mode)
+
     def make_plan():
         if params["state"] == "present":
-            return partitions_state.plan_present(
-                params["src"], backend=params["backend"], read_only=params["read_only"], layout=layout,
-                force=params["force"], sector_size=params["sector_size"])
-        return partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
+            return nbd.plan(params["src"], lambda src: partitions_state.plan_present(
+                src, backend=params["backend"], read_only=params["read_only"], layout=layout,
+                force=params["force"], sector_size=params["sector_size"]),
+                image_format=params["image_format"], read_only=params["read_only"])
+        return nbd.release(params["src"], lambda src, _unserved: partitions_state.plan_absent(
+            src, all_attachments=params["all_attachments"]),
+            lambda plan, other: nbd_source.merge_lists(plan, other, ("steps", "before", "after", "skipped")),
+            image_format=params["image_format"])
 
     run(module, make_plan, locks.for_image(params["src"], module.check_mode))
 
