@@ -540,8 +540,8 @@ def main():
     def make_plan():
         if params["state"] == "present":
             return nbd.plan(params["src"], lambda src: partitions_state.plan_present(
-                src, backend=params["backend"], read_only=params["read_only"], layout=layout,
-                force=params["force"], sector_size=params["sector_size"]),
+                src, backend=nbd_source.partitions_backend(src, params["backend"]), read_only=params["read_only"],
+                layout=layout, force=params["force"], sector_size=params["sector_size"]),
                 image_format=params["image_format"], read_only=params["read_only"])
         return nbd.release(params["src"], lambda src, _unserved: partitions_state.plan_absent(
             src, all_attachments=params["all_attachments"]),

@@ -80,4 +80,4 @@ TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-pr
 # even when it is also listed here: the image_connection target builds its images
 # with mmdebstrap and runs arm64 binaries through qemu-user-static.
 # shellcheck disable=SC2034
-CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64)
+CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64 qemu-utils)

@@ -10,7 +10,8 @@ The discipline of the loop core, for NBD:
   qemu-nbd fail with "Failed to set NBD socket" (EBUSY), and only that error
   moves on to the next free device, at most ``TRIES`` times;
 * after connecting, the connection is verified: the kernel's NBD_DO_IT task
-  belongs to the server this run started (its pid file), that server holds
+  belongs to a server this run started (known by its command line, which
+  names the pid file of this device), that server holds
   the image open, the size is the image's, read-only when asked;
 * a record under /run says which module connected the device and which server
   and image it was, written *before* qemu-nbd starts: a run killed at any
@@ -78,18 +79,13 @@ def _write_record(number, record, run_dir=RECORD_DIR):
 
 
 def read_record(number, run_dir=RECORD_DIR):
-    """The record of /dev/nbdN with the server pid its pid file names (or None)."""
+    """The record of /dev/nbdN, with ``pids``: the qemu-nbd processes started for it."""
     try:
         with open(_record_path(number, run_dir)) as handle:
             record = json.load(handle)
     except (IOError, OSError, ValueError):
         return None
-    try:
-        with open(pid_file(number, run_dir)) as handle:
-            text = handle.read().strip()
-        record["pid"] = int(text) if text.isdigit() else None
-    except (IOError, OSError):
-        record["pid"] = None
+    record["pids"] = server.started_with(pid_file(number, run_dir), number)
     return record
 
 
@@ -105,7 +101,7 @@ def owner(current, run_dir=RECORD_DIR):
     """The module that connected ``current`` (a server.Connection), or None
     when its record is of another server or another image (made by hand)."""
     record = read_record(current.number, run_dir)
-    if record is None or record.get("pid") != current.pid or tuple(record.get("identity") or ()) != current.identity:
+    if record is None or current.pid not in record["pids"] or tuple(record.get("identity") or ()) != current.identity:
         return None
     return record.get("owner")
 
@@ -151,14 +147,6 @@ def ensure_module():
                              hint="Load the nbd module (modprobe nbd), or convert the image to raw")
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
 def stop_server(pid, number):
     """Stop a qemu-nbd this collection started for /dev/nbdN (it is checked to be one)."""
     if pid is None or not server.is_server(pid, number):
@@ -189,22 +177,23 @@ def take_down(number, pid=None, run_dir=RECORD_DIR):
 def reap(run_dir=RECORD_DIR):
     """Clean up after runs killed while they connected: called under ``LOCK``,
     so no record belongs to a connect in progress. A record whose server
-    serves its device stays; a server that never got its device (killed
-    between starting it and verifying) is given the time a connect takes,
-    then stopped; the record goes with it."""
+    serves its device stays; a server that never got its device (its run
+    killed between starting it and verifying) is given the time a connect
+    takes, then stopped; the record goes with it."""
     for number, record in sorted(records(run_dir).items()):
-        pid = record.get("pid")
-        if pid is not None and server.is_server(pid, number):
-            wait_until(lambda: _serves(number, pid), READY_WAIT)
-            if _serves(number, pid):
+        pids = record["pids"]
+        if pids:
+            wait_until(lambda: _serves(number, pids), READY_WAIT)
+            if _serves(number, pids):
                 continue
-            stop_server(pid, number)
+            for pid in pids:
+                stop_server(pid, number)
         forget(number, run_dir)
 
 
-def _serves(number, pid):
+def _serves(number, pids):
     current = server.connection(number)
-    return current is not None and current.pid == pid
+    return current is not None and current.pid in pids
 
 
 # --- connecting -------------------------------------------------------------------
@@ -227,15 +216,16 @@ def _run_server(number, path, fmt, read_only, run_dir):
         return proc.returncode, errors.read().decode("utf-8", "replace").strip()
 
 
-def verify(number, pid, ident, read_only, size=None):
+def verify(number, pids, ident, read_only, size=None):
     """The Connection of /dev/nbdN once it is up, checked to be this run's:
-    the server ``pid`` serving the image ``ident``, of ``size`` bytes."""
+    one of the servers ``pids`` it started, serving the image ``ident``, of
+    ``size`` bytes."""
     device = nbd.device_path(number)
     wait_until(lambda: nbd.task_of(number) is not None, READY_WAIT)
     current = server.connection(number)
-    if current is None or current.pid != pid or current.identity != ident:
+    if current is None or current.pid not in pids or current.identity != ident:
         raise DiskImageError("%s is not served by the qemu-nbd this run started (pid %s) with the image; found %r"
-                             % (device, pid, current), errno=errno.EBUSY,
+                             % (device, ", ".join(str(p) for p in pids) or "none", current), errno=errno.EBUSY,
                              hint="Another NBD client took the device; run the task again")
     if size is not None and current.size != size:
         raise DiskImageError("%s shows %d bytes, and the image declares %d" % (device, current.size, size),
@@ -272,30 +262,33 @@ def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR, che
             _write_record(number, {"owner": owner_name, "image": path, "identity": list(ident), "format": fmt,
                                    "read_only": bool(read_only), "server": binary}, run_dir)
             code, message = _run_server(number, path, fmt, read_only, run_dir)
-            pid = (read_record(number, run_dir) or {}).get("pid")
+            pids = server.started_with(pid_file(number, run_dir), number)
             if code != 0:
-                _clean_failed(number, pid, run_dir)
+                _clean_failed(number, pids, run_dir)
                 last = message or "qemu-nbd exited with %d" % code
                 if any(sign in message for sign in BUSY_SIGNS):
                     continue  # taken by a client outside our lock: the next free one
                 raise DiskImageError("qemu-nbd cannot serve %s on %s: %s" % (path, nbd.device_path(number), last),
                                      hint=_hint(last))
             try:
-                return verify(number, pid, ident, read_only, size)
+                return verify(number, pids, ident, read_only, size)
             except BaseException:
-                _clean_failed(number, pid, run_dir)
+                _clean_failed(number, pids, run_dir)
                 raise
         raise DiskImageError("no nbd device could be connected after %d tries (%s): %s" % (
             TRIES, ", ".join(nbd.device_path(n) for n in tried), last), errno=errno.EBUSY,
             hint="Other NBD clients are taking devices; run the task again")
 
 
-def _clean_failed(number, pid, run_dir):
-    if pid is not None and server.is_server(pid, number):
+def _clean_failed(number, pids, run_dir):
+    current = server.connection(number)
+    if current is not None and current.pid in pids:
         try:
-            take_down(number, pid, run_dir)
+            take_down(number, current.pid, run_dir)
         except DiskImageError:
-            stop_server(pid, number)
+            pass
+    for pid in pids:
+        stop_server(pid, number)
     forget(number, run_dir)
 
 

@@ -45,6 +45,24 @@ def qcow2_virtual_size(header):
     return struct.unpack(">Q", header[24:32])[0]
 
 
+def qcow2_backing_file(path):
+    """The backing file a qcow2 image names (None: it has none, or is no qcow2).
+
+    The header keeps its offset (u64 at byte 8) and length (u32 at byte 16)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+            if not header.startswith(QCOW2_MAGIC) or len(header) < 20:
+                return None
+            offset, length = struct.unpack(">QI", header[8:20])
+            if not offset or not length or length > 1023:
+                return None
+            handle.seek(offset)
+            return handle.read(length).decode("utf-8", "surrogateescape")
+    except (IOError, OSError) as exc:
+        raise DiskImageError.from_oserror("cannot read the header of %s" % path, exc)
+
+
 def read_header(path):
     try:
         with open(path, "rb") as handle:

@@ -123,3 +123,15 @@ def free_numbers(numbers, task_of, size_of, skip=()):
     NBD_DO_IT and size 0 (a device being set up by another client has its
     size before its task), and not in ``skip`` (tried in this run already)."""
     return [n for n in numbers if n not in skip and task_of(n) is None and not size_of(n)]
+
+
+def started_with(pid_path, number, proc=nbd.PROC):
+    """The qemu-nbd processes started to connect /dev/nbdN with ``pid_path`` as
+    their pid file: found by their command line, so a server whose pid file is
+    not written yet (its starter killed a moment after starting it) is found too."""
+    wanted = "--pid-file=%s" % pid_path
+    try:
+        pids = sorted(int(p) for p in os.listdir(proc) if p.isdigit())
+    except OSError:
+        return []
+    return [pid for pid in pids if wanted in _cmdline(pid, proc) and is_server(pid, number, proc)]

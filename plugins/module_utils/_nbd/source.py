@@ -23,7 +23,7 @@ __metaclass__ = type
 import os
 import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, nbd
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, nbd, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, formats, server
@@ -93,6 +93,17 @@ def refuse_fstab(src, image_format):
                              "connects an NBD device" % (path, fmt),
                              hint="Drop fstab (and state: present), or convert the image to raw with qemu-img "
                                   "convert")
+
+
+def partitions_backend(path, requested):
+    """The image_partitions backend for ``path``: ``auto`` on an nbd device whose
+    driver has partition minors (max_part, 16 by default) is ``partscan``, the
+    kernel partitions it made on connecting, reconciled with BLKPG; else as asked."""
+    number = nbd.parse_name(os.path.basename(path or ""))
+    if requested != "auto" or number is None or not path.startswith("/dev/"):
+        return requested
+    text = sysfs.read_attr(os.path.join(sysfs.block_dir("nbd%d" % number), "ext_range"))
+    return "partscan" if text and text.isdigit() and int(text) > 1 else requested
 
 
 def in_use(number):
