@@ -237,47 +237,44 @@ def verify(number, pids, ident, read_only, size=None):
     return current
 
 
-def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR, check_mode=False):
+def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR):
     """Connect the image ``path`` (format ``fmt``) to a free /dev/nbdN; the
-    verified server.Connection. Nothing is left connected when it fails."""
+    verified server.Connection. Nothing is left connected when it fails.
+    The caller holds ``settled()``: no other run of ours picks a device meanwhile."""
     ensure_module()
     binary = qemu_nbd()
     ident = server.identity(path)
     if ident is None:
         raise DiskImageError("cannot read %s" % path, errno=errno.ENOENT)
-    lock_wait = 10.0 if check_mode else LOCK_WAIT
-    with Locks(LOCK_DIR, lock_wait) as held:
-        held.take([LOCK])
-        reap(run_dir)
-        tried, last = [], None
-        for _attempt in range(TRIES):
-            free = server.free_numbers(nbd.numbers(), nbd.task_of, nbd.size_bytes,
-                                       skip=tried + sorted(records(run_dir)))
-            if not free:
-                raise DiskImageError("no free nbd device: all %d are connected" % len(nbd.numbers()),
-                                     errno=errno.EBUSY, hint="Disconnect one, or load nbd with more devices "
-                                     "(modprobe nbd nbds_max=64 after rmmod nbd)")
-            number = free[0]
-            tried.append(number)
-            _write_record(number, {"owner": owner_name, "image": path, "identity": list(ident), "format": fmt,
-                                   "read_only": bool(read_only), "server": binary}, run_dir)
-            code, message = _run_server(number, path, fmt, read_only, run_dir)
-            pids = server.started_with(pid_file(number, run_dir), number)
-            if code != 0:
-                _clean_failed(number, pids, run_dir)
-                last = message or "qemu-nbd exited with %d" % code
-                if any(sign in message for sign in BUSY_SIGNS):
-                    continue  # taken by a client outside our lock: the next free one
-                raise DiskImageError("qemu-nbd cannot serve %s on %s: %s" % (path, nbd.device_path(number), last),
-                                     hint=_hint(last))
-            try:
-                return verify(number, pids, ident, read_only, size)
-            except BaseException:
-                _clean_failed(number, pids, run_dir)
-                raise
-        raise DiskImageError("no nbd device could be connected after %d tries (%s): %s" % (
-            TRIES, ", ".join(nbd.device_path(n) for n in tried), last), errno=errno.EBUSY,
-            hint="Other NBD clients are taking devices; run the task again")
+    tried, last = [], None
+    for _attempt in range(TRIES):
+        free = server.free_numbers(nbd.numbers(), nbd.task_of, nbd.size_bytes,
+                                   skip=tried + sorted(records(run_dir)))
+        if not free:
+            raise DiskImageError("no free nbd device: all %d are connected" % len(nbd.numbers()),
+                                 errno=errno.EBUSY, hint="Disconnect one, or load nbd with more devices "
+                                 "(modprobe nbd nbds_max=64 after rmmod nbd)")
+        number = free[0]
+        tried.append(number)
+        _write_record(number, {"owner": owner_name, "image": path, "identity": list(ident), "format": fmt,
+                               "read_only": bool(read_only), "server": binary}, run_dir)
+        code, message = _run_server(number, path, fmt, read_only, run_dir)
+        pids = server.started_with(pid_file(number, run_dir), number)
+        if code != 0:
+            _clean_failed(number, pids, run_dir)
+            last = message or "qemu-nbd exited with %d" % code
+            if any(sign in message for sign in BUSY_SIGNS):
+                continue  # taken by a client outside our lock: the next free one
+            raise DiskImageError("qemu-nbd cannot serve %s on %s: %s" % (path, nbd.device_path(number), last),
+                                 hint=_hint(last))
+        try:
+            return verify(number, pids, ident, read_only, size)
+        except BaseException:
+            _clean_failed(number, pids, run_dir)
+            raise
+    raise DiskImageError("no nbd device could be connected after %d tries (%s): %s" % (
+        TRIES, ", ".join(nbd.device_path(n) for n in tried), last), errno=errno.EBUSY,
+        hint="Other NBD clients are taking devices; run the task again")
 
 
 def _clean_failed(number, pids, run_dir):
@@ -299,17 +296,18 @@ def _hint(message):
 
 
 class settled(object):
-    """``with settled():`` - the allocation lock held, killed runs cleaned up."""
+    """``with settled():`` - the allocation lock held, and (unless ``check_mode``,
+    which changes nothing) what killed runs left cleaned up."""
 
-    def __init__(self, run_dir=RECORD_DIR, wait=LOCK_WAIT):
+    def __init__(self, run_dir=RECORD_DIR, wait=LOCK_WAIT, check_mode=False):
         self.locks = Locks(LOCK_DIR, wait)
         self.run_dir = run_dir
+        self.check_mode = check_mode
 
     def __enter__(self):
-        if not os.path.isdir(self.run_dir):
-            return self  # nothing was ever connected here: nothing to clean
         self.locks.take([LOCK])
-        reap(self.run_dir)
+        if not self.check_mode:
+            reap(self.run_dir)
         return self
 
     def __exit__(self, *exc):

@@ -67,20 +67,29 @@ def block_source(src, image_format="auto", read_only=False, owner=None, connect_
     fmt = formats.resolve(path, image_format, header)
     if fmt == formats.RAW:
         return BlockSource(src, fmt)
+    if not connect_missing:
+        return BlockSource(path, fmt, _reusable(path, ident, read_only))
+    with connect.settled(check_mode=check_mode):
+        reused = _reusable(path, ident, read_only)
+        if reused is not None:
+            return BlockSource(path, fmt, reused)
+        connection = connect.connect(path, fmt, bool(read_only) or check_mode, owner,
+                                     size=formats.qcow2_virtual_size(header))
+    return BlockSource(path, fmt, connection, connected_now=True)
+
+
+def _reusable(path, ident, read_only):
+    """A connection serving the image that this task may use, or None when there is none."""
     existing = server.serving(ident)
     usable = [c for c in existing if c.read_only == bool(read_only)] or \
         ([c for c in existing if not c.read_only] if read_only else [])
     if usable:
-        return BlockSource(path, fmt, usable[0])
+        return usable[0]
     if existing:
         raise DiskImageError("%s is connected read-only to %s, and this task writes to it" % (
             path, ", ".join(c.device for c in existing)), hint="Set read_only: true, or take down what uses %s "
                                                                  "first" % existing[0].device)
-    if not connect_missing:
-        return BlockSource(path, fmt)
-    connection = connect.connect(path, fmt, bool(read_only) or check_mode, owner,
-                                 size=formats.qcow2_virtual_size(header), check_mode=check_mode)
-    return BlockSource(path, fmt, connection, connected_now=True)
+    return None
 
 
 def refuse_fstab(src, image_format):
@@ -186,13 +195,12 @@ class Session(object):
         it. A raw image is ``build(src, False)``; an image that is not raw and
         that no device serves is ``build(image, True)``: none of it can be in
         use, so the plan has only the image file's own bytes to look at."""
-        if image_format != formats.RAW:
-            with connect.settled():
-                pass  # a run killed while connecting leaves a server: stop it first
-        source = block_source(src, image_format, owner=self.owner, connect_missing=False)
-        if source.format == formats.RAW:
-            return annotate(build(source.path, False), source)
-        _path, ident = _image_file(src)
+        path, ident = _image_file(src)
+        if ident is None or formats.resolve(path, image_format) == formats.RAW:
+            return annotate(build(src, False), BlockSource(src, formats.RAW))
+        source = BlockSource(path, formats.resolve(path, image_format))
+        with connect.settled(check_mode=self.check_mode):
+            pass  # a run killed while it connected left a server: it is stopped, or is a connection now
         serving = server.serving(ident)
         if not serving:
             return annotate(build(source.path, True), source)
