@@ -86,9 +86,9 @@ def _reusable(path, ident, read_only):
     if usable:
         return usable[0]
     if existing:
-        raise DiskImageError("%s is connected read-only to %s, and this task writes to it" % (
-            path, ", ".join(c.device for c in existing)), hint="Set read_only: true, or take down what uses %s "
-                                                                 "first" % existing[0].device)
+        devices = ", ".join(c.device for c in existing)
+        raise DiskImageError("%s is connected read-only to %s, and this task writes to it" % (path, devices),
+                             hint="Set read_only: true, or take down what uses %s first" % devices)
     return None
 
 

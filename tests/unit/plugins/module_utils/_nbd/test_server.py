@@ -52,8 +52,13 @@ def test_free_numbers_lowest_first_skipping_busy_and_tried(tmp_path):
     box.device(4)
     numbers = nbd.numbers(box.sys)
     assert numbers == [0, 1, 2, 3, 4]
-    task = lambda n: nbd.task_of(n, box.sys)  # noqa: E731
-    size = lambda n: nbd.size_bytes(n, box.sys)  # noqa: E731
+
+    def task(number):
+        return nbd.task_of(number, box.sys)
+
+    def size(number):
+        return nbd.size_bytes(number, box.sys)
+
     assert server.free_numbers(numbers, task, size) == [1, 3, 4]
     assert server.free_numbers(numbers, task, size, skip=[1]) == [3, 4]
     assert server.free_numbers(numbers, task, size, skip=[1, 3, 4]) == []
