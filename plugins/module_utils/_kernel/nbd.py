@@ -81,7 +81,9 @@ def disconnect(number):
     sees the disconnect and exits, as after ``qemu-nbd --disconnect``)."""
     path = device_path(number)
     try:
-        fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        # read-only: the ioctls need CAP_SYS_ADMIN, not write access, and a
+        # read-only connection refuses a writable open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENXIO):
             return
