@@ -179,7 +179,8 @@ source.block_source(sys.argv[1], owner="image_partitions")
 def test_sigkill_during_connect_is_cleaned_by_a_rerun(tmp_path):
     _raw, qcow2 = seed_qcow2(str(tmp_path))
     for delay in (None, 0.0):
-        child = subprocess.Popen([sys.executable, "-c", KILLED, qcow2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+        child = subprocess.Popen([sys.executable, "-c", KILLED, qcow2], env=env)
         try:
             if delay is None:
                 # as soon as qemu-nbd runs: started, perhaps not connected
