@@ -136,8 +136,8 @@ options:
         O(state=absent) disconnect the NBD device this module connected once nothing of it is
         mounted. In check mode the image is connected read-only for the time of the run, to
         read it.
-      - Such an image cannot have an fstab entry (O(fstab), O(state=present)): mount(8) cannot
-        connect it.
+      - Such an image cannot have an fstab entry (O(fstab), O(state=present)), since mount(8)
+        cannot connect it.
     type: str
     choices: [auto, raw, qcow2, vmdk, vhdx]
     default: auto

@@ -94,7 +94,7 @@ options:
   image_format:
     description:
       - The container format of the image file O(src).
-      - C(auto) reads it from the header (qcow2 C(QFI\\xfb), VMDK C(KDMV) or a VMDK descriptor,
+      - C(auto) reads it from the header (qcow2 C(QFI\xfb), VMDK C(KDMV) or a VMDK descriptor,
         VHDX C(vhdxfile)); anything else is raw.
       - C(raw) images use loop devices. The others are served by C(qemu-nbd) (package
         C(qemu-utils)) on a free C(/dev/nbdN), chosen under a lock, verified after it is
