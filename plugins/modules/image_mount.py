@@ -190,6 +190,12 @@ EXAMPLES = r"""
     parttype: root
     path: /mnt/image-root
 
+- name: Mount the root partition of a qcow2 cloud image (served by qemu-nbd on a free /dev/nbdN)
+  diskimage.loop.image_mount:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    partition: 1
+    path: /mnt/cloud-root
+
 - name: Mount an ISO; it is attached read-only and the file stays unchanged
   diskimage.loop.image_mount:
     src: /srv/iso/debian.iso

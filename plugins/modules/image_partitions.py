@@ -179,6 +179,12 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Expose the partitions of a qcow2 image, read-only (qemu-nbd serves it on /dev/nbdN)
+  diskimage.loop.image_partitions:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    read_only: true
+  register: cloud_parts
+
 - name: Create the layout of the classic eight-partition image and expose every partition
   diskimage.loop.image_partitions:
     src: /srv/images/disk.img
