@@ -150,9 +150,7 @@ def test_overlay_on_a_golden_image(tmp_path):
     raw, _qcow2 = seed_qcow2(str(tmp_path))
     before = run("sha256sum", raw).stdout.split()[0]
     host = str(tmp_path / "host1.qcow2")
-    started = time.monotonic()
     assert overlay.ensure_overlay(raw, host) is True
-    made = time.monotonic() - started
     assert overlay.ensure_overlay(raw, host) is False
     info = run("qemu-img", "info", "--output=json", host).stdout
     assert '"backing-filename": "%s"' % raw in info and '"backing-filename-format": "raw"' in info, info
@@ -166,7 +164,7 @@ def test_overlay_on_a_golden_image(tmp_path):
     assert not connected()
     check_clean(host)
     assert run("sha256sum", raw).stdout.split()[0] == before, "the golden image changed"
-    assert os.path.getsize(host) < 2 * MIB and made < 5.0
+    assert os.path.getsize(host) < 2 * MIB  # the host's writes, not a copy
 
 
 KILLED = """
