@@ -12,10 +12,10 @@ while it connects is cleaned up by the next one.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -23,7 +23,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as mount_state
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, overlay, server, source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
-from vm_helpers import MIB, SECTOR, run, sfdisk_partitions, wait_for
+from vm_helpers import IN_VM, MIB, SECTOR, SEED_LAYOUT, run, sfdisk_partitions, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -42,7 +42,7 @@ def servers():
 
 @pytest.fixture(autouse=True)
 def _nbd_leak_check():
-    if not (shutil_which("qemu-nbd") and shutil_which("qemu-img")):
+    if not (shutil.which("qemu-nbd") and shutil.which("qemu-img")):
         pytest.skip("qemu-utils is not installed")
     before = connected()
     yield
@@ -53,23 +53,23 @@ def _nbd_leak_check():
     assert not [n for n in connect.records() if nbd.device_path(n) not in before], "records left behind"
 
 
-def shutil_which(name):
-    import shutil
-    return shutil.which(name)
-
-
-def seed_qcow2(directory, name="seed"):
-    """The seed layout with an ext4 filesystem in every partition that holds one, as qcow2."""
-    raw = os.path.join(directory, name + ".img")
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory):
+    """(raw, qcow2): the seed layout with an ext4 filesystem in every partition
+    that holds one, and its qcow2 conversion. Made once: in the guest every
+    start of a qemu tool reads it over 9p, which is most of this file's time."""
+    if not IN_VM or not (shutil.which("qemu-nbd") and shutil.which("qemu-img")):
+        pytest.skip("VM tier with qemu-utils installed")
+    directory = str(tmp_path_factory.mktemp("seed"))
+    raw = os.path.join(directory, "seed.img")
     with open(raw, "wb") as handle:
         handle.truncate(80 * MIB)
-    from vm_helpers import SEED_LAYOUT
     run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw, input=SEED_LAYOUT)
     for number, start, size, extended in sfdisk_partitions(raw):
         if not extended:
             run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "part%d" % number, "-E", "offset=%d" % (start * SECTOR),
                 raw, "%dk" % (size * SECTOR // 1024))
-    qcow2 = os.path.join(directory, name + ".qcow2")
+    qcow2 = os.path.join(directory, "seed.qcow2")
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2)
     return raw, qcow2
 
@@ -100,8 +100,8 @@ def check_clean(qcow2):
     assert "No errors were found" in out, out
 
 
-def test_qcow2_seed_mounts_partition_by_partition(tmp_path):
-    _raw, qcow2 = seed_qcow2(str(tmp_path))
+def test_qcow2_seed_mounts_partition_by_partition(tmp_path, seed):
+    qcow2 = seed[1]
     # check mode: connects read-only to read the table, and gives it back
     plan = partitions(qcow2, check_mode=True)
     assert plan.report(True)["image_format"] == "qcow2"
@@ -146,21 +146,20 @@ def test_qcow2_seed_mounts_partition_by_partition(tmp_path):
     check_clean(qcow2)
 
 
-def test_overlay_on_a_golden_image(tmp_path):
-    raw, _qcow2 = seed_qcow2(str(tmp_path))
+def test_overlay_on_a_golden_image(tmp_path, seed):
+    raw = seed[0]
     before = run("sha256sum", raw).stdout.split()[0]
     host = str(tmp_path / "host1.qcow2")
     assert overlay.ensure_overlay(raw, host) is True
     assert overlay.ensure_overlay(raw, host) is False
-    info = run("qemu-img", "info", "--output=json", host).stdout
-    assert '"backing-filename": "%s"' % raw in info and '"backing-filename-format": "raw"' in info, info
+    assert overlay.overlay_state(raw, host) == "current"
     target = str(tmp_path / "root")
-    mount("mounted", host, target, ("partition", 5)).apply()
+    mount("mounted", host, target, ("label", "part5")).apply()
     try:
         with open(os.path.join(target, "hostname"), "w") as handle:
             handle.write("host1\n")
     finally:
-        mount("absent", host, target, ("partition", 5)).apply()
+        mount("absent", host, target, ("label", "part5")).apply()
     assert not connected()
     check_clean(host)
     assert run("sha256sum", raw).stdout.split()[0] == before, "the golden image changed"
@@ -174,27 +173,18 @@ source.block_source(sys.argv[1], owner="image_partitions")
 """
 
 
-def test_sigkill_during_connect_is_cleaned_by_a_rerun(tmp_path):
-    _raw, qcow2 = seed_qcow2(str(tmp_path))
-    for delay in (None, 0.0):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
-        child = subprocess.Popen([sys.executable, "-c", KILLED, qcow2], env=env)
-        try:
-            if delay is None:
-                # as soon as qemu-nbd runs: started, perhaps not connected
-                wait_for(lambda: any(r["pids"] for r in connect.records().values()), timeout=30,
-                         what="qemu-nbd to start")
-            else:
-                wait_for(lambda: connect.records(), timeout=30, what="the record")
-                time.sleep(delay)
-        finally:
-            child.send_signal(signal.SIGKILL)
-            child.wait()
-        # the rerun: absent takes down whatever the killed run left
-        partitions(qcow2, "absent").apply()
-        assert not connected() and not servers() and not connect.records()
-        # and present converges from there
-        partitions(qcow2).apply()
-        partitions(qcow2, "absent").apply()
-        assert not connected() and not servers()
+def test_sigkill_during_connect_is_cleaned_by_a_rerun(tmp_path, seed):
+    qcow2 = str(tmp_path / "killed.qcow2")
+    shutil.copyfile(seed[1], qcow2)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    child = subprocess.Popen([sys.executable, "-c", KILLED, qcow2], env=env)
+    try:
+        # killed as soon as qemu-nbd runs: started, most likely not connected yet
+        wait_for(lambda: any(r["pids"] for r in connect.records().values()), timeout=60, what="qemu-nbd to start")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # the rerun: absent takes down whatever the killed run left, however far it got
+    partitions(qcow2, "absent").apply()
+    assert not connected() and not servers() and not connect.records()
     check_clean(qcow2)

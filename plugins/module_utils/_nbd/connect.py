@@ -48,7 +48,7 @@ LOCK = Key(7, "nbd-allocation", what="NBD device allocation")
 LOCK_WAIT = 600.0
 TRIES = 4
 CONNECT_TIMEOUT = 60.0
-READY_WAIT = 20.0
+READY_WAIT = 60.0
 EXIT_WAIT = 10.0
 BUSY_SIGNS = ("Failed to set NBD socket", "Device or resource busy")
 SEARCH_PATH = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin")
