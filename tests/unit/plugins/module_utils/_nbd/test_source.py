@@ -60,6 +60,7 @@ def test_the_connection_is_the_first_step_and_the_last_undo(connected):
     assert plan.descriptions() == ["connect %s (qcow2) to /dev/nbd3 with qemu-nbd" % image]
     report = plan.report()
     assert (report["src"], report["image_format"], report["nbd_device"]) == (image, "qcow2", "/dev/nbd3")
+
     def mount_fails():
         raise DiskImageError("mount failed")
 
