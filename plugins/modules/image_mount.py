@@ -429,7 +429,7 @@ def main():
     )
     params = module.params
     state = params["state"]
-    nbd = nbd_source.Session(OWNER, module.check_mode)
+    nbd = nbd_source.RunConnections(OWNER, module.check_mode)
 
     def plan_for(src, selector):
         return mount_state.plan(

@@ -541,7 +541,7 @@ def main():
     if params["layout"]:
         layout = dict((key, value) for key, value in params["layout"].items() if value is not None)
 
-    nbd = nbd_source.Session(partitions_state.OWNER, module.check_mode)
+    nbd = nbd_source.RunConnections(partitions_state.OWNER, module.check_mode)
 
     def make_plan():
         if params["state"] == "present":

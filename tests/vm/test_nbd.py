@@ -5,7 +5,7 @@
 The seed's eight-partition layout (three primaries, an extended partition, four
 logical ones) is made raw with sfdisk and mke2fs, converted to qcow2 with
 qemu-img, and then used the way the modules use it (the hook of their main(),
-``_nbd.source.Session``, around the state planners): every partition mounted,
+``_nbd.source.RunConnections``, around the state planners): every partition mounted,
 written, unmounted; ``qemu-img check`` as the oracle that the image is sound,
 /sys/block/nbd*/pid that nothing stays connected. A run killed with SIGKILL
 while it connects is cleaned up by the next one.
@@ -76,21 +76,21 @@ def seed(tmp_path_factory):
 
 def partitions(src, state="present", read_only=False, check_mode=False):
     """image_partitions as its main() runs it."""
-    session = nbd_source.Session(partitions_state.OWNER, check_mode)
+    connections = nbd_source.RunConnections(partitions_state.OWNER, check_mode)
     if state == "present":
-        return session.plan(src, lambda path: partitions_state.plan_present(
+        return connections.plan(src, lambda path: partitions_state.plan_present(
             path, backend=nbd_source.partitions_backend(path, "auto"), read_only=read_only), read_only=read_only)
-    return session.release(src, lambda path, _unserved: partitions_state.plan_absent(path),
+    return connections.release(src, lambda path, _unserved: partitions_state.plan_absent(path),
                            lambda plan, other: nbd_source.merge_lists(plan, other, ("steps", "before", "after")))
 
 
 def mount(state, src, path, selector=None, read_only=False):
     """image_mount as its main() runs it."""
-    session = nbd_source.Session("image_mount")
+    connections = nbd_source.RunConnections("image_mount")
     if state == "mounted":
-        return session.plan(src, lambda dev: mount_state.plan(state, dev, path, selector=selector,
+        return connections.plan(src, lambda dev: mount_state.plan(state, dev, path, selector=selector,
                                                               read_only=read_only), read_only=read_only)
-    return session.release(src, lambda dev, unserved: mount_state.plan(
+    return connections.release(src, lambda dev, unserved: mount_state.plan(
         state, dev, path, selector=None if unserved else selector),
         lambda plan, other: nbd_source.merge_lists(plan, other, ("steps",)))
 

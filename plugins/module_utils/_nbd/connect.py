@@ -205,7 +205,7 @@ def _run_server(number, path, fmt, read_only, run_dir):
         command.append("--read-only")
     command += ["--", path]
     # stderr to a file, not a pipe: the daemon must never keep a pipe of the
-    # module open; a session of its own, so a signal to the play does not reach it.
+    # module open; a process group of its own, so a signal to the play does not reach it.
     with tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,

@@ -7,11 +7,11 @@ is shown to the rest of the run as the /dev/nbdN that serves it.
 ``block_source`` is the one function other code calls: a raw image, a block
 device or a missing path come back as they are (loop devices stay their
 backend); a qcow2, VMDK or VHDX image comes back as a connected, verified
-/dev/nbdN - one already serving that very file is reused. ``Session`` wraps it
-for a module's plan: the connection this run made becomes the plan's first
+/dev/nbdN - one already serving that very file is reused. ``RunConnections``
+wraps it for a module's plan: the connection this run made becomes the plan's first
 step and its last undo, so a failed run, a failed planning and check mode
 (which connects read-only, only to read the image) all disconnect it again,
-and a successful run keeps it. ``Session.release`` plans the teardown side:
+and a successful run keeps it. ``RunConnections.release`` plans the teardown side:
 what ``build`` takes down on every device that serves the image, then the
 disconnect of those this module connected.
 """
@@ -151,7 +151,7 @@ def annotate(plan, source):
     return plan
 
 
-class Session(object):
+class RunConnections(object):
     """The NBD connections of one module run (``owner``, the module's name)."""
 
     def __init__(self, owner, check_mode=False):

@@ -23,7 +23,8 @@ def test_a_raw_image_is_planned_as_it_is(tmp_path):
     image = tmp_path / "disk.img"
     image.write_bytes(b"\0" * 4096)
     seen = []
-    plan = source.Session("image_partitions").plan(str(image), lambda path: seen.append(path) or Reported(path))
+    connections = source.RunConnections("image_partitions")
+    plan = connections.plan(str(image), lambda path: seen.append(path) or Reported(path))
     assert seen == [str(image)]
     assert plan.report() == {"changed": False, "actions": [], "src": str(image), "image_format": "raw",
                              "nbd_device": None, "diff": {"before": {}, "after": {}}}
@@ -31,7 +32,7 @@ def test_a_raw_image_is_planned_as_it_is(tmp_path):
 
 def test_a_missing_src_is_left_to_the_core(tmp_path):
     missing = str(tmp_path / "missing.qcow2")
-    plan = source.Session("image_mount").plan(missing, Reported)
+    plan = source.RunConnections("image_mount").plan(missing, Reported)
     assert plan.path == missing
 
 
@@ -55,7 +56,7 @@ def connected(tmp_path, monkeypatch):
 
 def test_the_connection_is_the_first_step_and_the_last_undo(connected):
     image, taken_down = connected
-    plan = source.Session("image_partitions").plan(image, Reported)
+    plan = source.RunConnections("image_partitions").plan(image, Reported)
     assert plan.path == "/dev/nbd3"
     assert plan.descriptions() == ["connect %s (qcow2) to /dev/nbd3 with qemu-nbd" % image]
     report = plan.report()
@@ -77,13 +78,13 @@ def test_failed_planning_disconnects(connected):
         raise DiskImageError("no partition table")
 
     with pytest.raises(DiskImageError, match="no partition table"):
-        source.Session("image_mount").plan(image, build)
+        source.RunConnections("image_mount").plan(image, build)
     assert taken_down == [(3, 4242)]
 
 
 def test_a_successful_run_keeps_the_connection(connected):
     image, taken_down = connected
-    plan = source.Session("image_partitions").plan(image, Reported)
+    plan = source.RunConnections("image_partitions").plan(image, Reported)
     plan.apply()
     assert taken_down == [] and plan.undo == []
 
@@ -92,10 +93,10 @@ def test_fstab_refuses_an_image_that_is_not_raw(tmp_path):
     image = tmp_path / "disk.vhdx"
     image.write_bytes(b"vhdxfile" + b"\0" * 100)
     with pytest.raises(DiskImageError, match="vhdx image, and an fstab entry cannot mount it"):
-        source.Session("image_mount").plan(str(image), Reported, fstab=True)
+        source.RunConnections("image_mount").plan(str(image), Reported, fstab=True)
     raw = tmp_path / "disk.img"
     raw.write_bytes(b"\0" * 512)
-    assert source.Session("image_mount").plan(str(raw), Reported, fstab=True).path == str(raw)
+    assert source.RunConnections("image_mount").plan(str(raw), Reported, fstab=True).path == str(raw)
 
 
 def test_merge_lists():
