@@ -181,12 +181,16 @@ def reap(run_dir=RECORD_DIR):
     killed between starting it and verifying) is given the time a connect
     takes, then stopped; the record goes with it."""
     for number, record in sorted(records(run_dir).items()):
-        pids = record["pids"]
-        if pids:
-            wait_until(lambda: _serves(number, pids), READY_WAIT)
-            if _serves(number, pids):
+        if record["pids"]:
+            # read again at every look: the server that connects may be the
+            # child of the --fork process that was found first
+            def started(number=number):
+                return server.started_with(pid_file(number, run_dir), number)
+
+            wait_until(lambda: _serves(number, started()) or not started(), READY_WAIT)
+            if _serves(number, started()):
                 continue
-            for pid in pids:
+            for pid in started():
                 stop_server(pid, number)
         forget(number, run_dir)
 
