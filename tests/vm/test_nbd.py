@@ -80,16 +80,18 @@ def partitions(src, state="present", read_only=False, check_mode=False):
     if state == "present":
         return connections.plan(src, lambda path: partitions_state.plan_present(
             path, backend=nbd_source.partitions_backend(path, "auto"), read_only=read_only), read_only=read_only)
-    return connections.release(src, lambda path, _unserved: partitions_state.plan_absent(path),
-                           lambda plan, other: nbd_source.merge_lists(plan, other, ("steps", "before", "after")))
+    return connections.release(
+        src, lambda path, _unserved: partitions_state.plan_absent(path),
+        lambda plan, other: nbd_source.merge_lists(plan, other, ("steps", "before", "after")))
 
 
 def mount(state, src, path, selector=None, read_only=False):
     """image_mount as its main() runs it."""
     connections = nbd_source.RunConnections("image_mount")
     if state == "mounted":
-        return connections.plan(src, lambda dev: mount_state.plan(state, dev, path, selector=selector,
-                                                              read_only=read_only), read_only=read_only)
+        return connections.plan(
+            src, lambda dev: mount_state.plan(state, dev, path, selector=selector, read_only=read_only),
+            read_only=read_only)
     return connections.release(src, lambda dev, unserved: mount_state.plan(
         state, dev, path, selector=None if unserved else selector),
         lambda plan, other: nbd_source.merge_lists(plan, other, ("steps",)))
