@@ -16,7 +16,8 @@ in the VM of scripts/vm-tests.sh with --vm), roles (image_build vs a shell
 script, 20 image_mount re-runs vs findmnt-checked mount -o loop), fleet (12 per-host
 images with image_personalize, forks=12, vs a shell loop in one script task), artifact
 (zstd of a mostly empty 4 GiB image: image_artifact's core vs zstd on the raw file),
-image (ten tasks inside a Debian image through the image connection vs on localhost).
+image (ten tasks inside a Debian image through the image connection vs on localhost),
+overlay (a 12-host fleet: qcow2 overlays on a golden image vs sparse copies).
 """
 
 import argparse
@@ -31,12 +32,13 @@ import bench_artifact
 import bench_dm
 import bench_image
 import bench_loop
+import bench_overlay
 import bench_partitions
 import bench_roles
 import vm
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
 
-GROUPS = ("loop", "partitions", "dm", "roles", "fleet", "artifact", "image")
+GROUPS = ("loop", "partitions", "dm", "roles", "fleet", "artifact", "image", "overlay")
 
 
 def dm_groups(workdir, args):
@@ -75,6 +77,8 @@ def measure(workdir, args, wanted, loads):
         groups += bench_artifact.run_all(section("artifact"), args.quick)
     if "image" in wanted:
         groups += bench_image.run_all(section("image"), args.quick)
+    if "overlay" in wanted:
+        groups += bench_overlay.run_all(section("overlay"), args.quick)
     # last: the VM keeps both CPUs busy, and the load average remembers it for minutes
     if "dm" in wanted:
         groups += dm_groups(section("dm"), args)

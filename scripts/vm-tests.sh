@@ -32,7 +32,8 @@ inside() {
   local out=$1
   shift
   [ $# -gt 0 ] || set -- tests/vm
-  export DISKIMAGE_VM_TIER=1 PYTHONDONTWRITEBYTECODE=1
+  # unbuffered: the log in the results directory shows how far a slow run got
+  export DISKIMAGE_VM_TIER=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
   # Every file the guest reads crosses 9p without a cache, which makes Python
   # imports the slowest part of a run; skipping pytest's scan of every installed
   # package for plugins (none of which these tests use) saves much of it.

@@ -107,4 +107,11 @@ def _plan_and_apply(module, make_plan):
     plan = make_plan()
     if not module.check_mode:
         plan.apply()
-    return plan, plan.report(module.check_mode)
+        return plan, plan.report(False)
+    report = plan.report(True)
+    # Check mode changes nothing; what planning had to take to read the
+    # source (an NBD connection to a qcow2 image) it gives back here.
+    problems = plan.roll_back()
+    if problems:
+        raise DiskImageError("check mode could not give back what it took: %s" % "; ".join(problems))
+    return plan, report

@@ -125,6 +125,22 @@ options:
       - Implied for ISOs, squashfs and erofs, and by C(ro) in O(opts).
     type: bool
     default: false
+  image_format:
+    description:
+      - The container format of the image file O(src). C(auto) reads it from the header
+        (qcow2, VMDK, VHDX); anything else is raw, and raw images use loop devices.
+      - An image that is not raw is served by C(qemu-nbd) (package C(qemu-utils)) on a free
+        C(/dev/nbdN), read-only with O(read_only), and its partitions are selected and mounted
+        from that device; a device that serves the image already (connected by
+        M(diskimage.loop.image_partitions), say) is reused. O(state=unmounted) and
+        O(state=absent) disconnect the NBD device this module connected once nothing of it is
+        mounted. In check mode the image is connected read-only for the time of the run, to
+        read it.
+      - Such an image cannot have an fstab entry (O(fstab), O(state=present)), since mount(8)
+        cannot connect it.
+    type: str
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    default: auto
   fstab:
     description:
       - The fstab file to edit. With I(state=present) or I(state=absent) it defaults to C(/etc/fstab);
@@ -173,6 +189,12 @@ EXAMPLES = r"""
     src: /srv/images/disk.img
     parttype: root
     path: /mnt/image-root
+
+- name: Mount the root partition of a qcow2 cloud image (served by qemu-nbd on a free /dev/nbdN)
+  diskimage.loop.image_mount:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    partition: 1
+    path: /mnt/cloud-root
 
 - name: Mount an ISO; it is attached read-only and the file stays unchanged
   diskimage.loop.image_mount:
@@ -236,6 +258,16 @@ src:
   returned: always
   type: str
   sample: /srv/images/disk.img
+image_format:
+  description: The format O(src) was served as; C(raw) for raw images, devices, and without O(src).
+  returned: always
+  type: str
+  sample: qcow2
+nbd_device:
+  description: The C(/dev/nbdN) that serves an image that is not raw; null otherwise.
+  returned: always
+  type: str
+  sample: /dev/nbd0
 path:
   description: The mount point (symlinks resolved when O(follow_symlinks) allowed it).
   returned: always
@@ -352,6 +384,8 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, source as mount_source, state as mount_state
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 
@@ -384,6 +418,7 @@ def main():
             fstab=dict(type="path"),
             lazy=dict(type="bool", default=False),
             follow_symlinks=dict(type="bool", default=False),
+            image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
         ),
         mutually_exclusive=[list(mount_source.SELECTORS)],
         # Taking a mount down may name the mount point alone, like umount PATH.
@@ -393,11 +428,29 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    run(module, lambda: mount_state.plan(
-        params["state"], params["src"], params["path"], selector=mount_source.selector_of(params),
-        fstype=params["fstype"], opts=params["opts"], read_only=params["read_only"], fstab=params["fstab"],
-        lazy=params["lazy"], follow_symlinks=params["follow_symlinks"]),
-        locks.for_mount(params["state"], params["src"], params["path"], params["fstab"], module.check_mode))
+    state = params["state"]
+    nbd = nbd_source.RunConnections(OWNER, module.check_mode)
+
+    def plan_for(src, selector):
+        return mount_state.plan(
+            state, src, params["path"], selector=selector, fstype=params["fstype"], opts=params["opts"],
+            read_only=params["read_only"], fstab=params["fstab"], lazy=params["lazy"],
+            follow_symlinks=params["follow_symlinks"])
+
+    def make_plan():
+        selector = mount_source.selector_of(params)
+        if params["src"] is None:
+            return nbd_source.annotate(plan_for(None, selector), nbd_source.BlockSource(None, "raw"))
+        if state in ("mounted", "present"):
+            return nbd.plan(params["src"], lambda src: plan_for(src, selector), image_format=params["image_format"],
+                            read_only=params["read_only"], fstab=state == "present" or bool(params["fstab"]))
+        # An image no NBD device serves has nothing mounted: its file's own bytes, whole, are compared.
+        return nbd.release(params["src"], lambda src, unserved: plan_for(src, None if unserved else selector),
+                           lambda plan, other: nbd_source.merge_lists(plan, other, ("steps",)),
+                           image_format=params["image_format"])
+
+    run(module, make_plan,
+        locks.for_mount(state, params["src"], params["path"], params["fstab"], module.check_mode))
 
 
 if __name__ == "__main__":

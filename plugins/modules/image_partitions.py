@@ -37,6 +37,9 @@ description:
     O(expose=false), and for a block device as O(src).
   - Returns, for each partition, the filesystem it holds and where the Discoverable Partitions rules
     (C(systemd-dissect --mount)) mount it.
+  - An image that is not raw (qcow2, VMDK, VHDX; see O(image_format)) is served by C(qemu-nbd)
+    on a free C(/dev/nbdN) instead of a loop device, and its partitions are exposed on that
+    device. I(state=absent) disconnects the NBD devices this module connected.
   - No C(losetup), C(kpartx), C(partx), C(sfdisk) or C(dmsetup) binary is needed on the target; the
     mkfs programs of the declared filesystems are (C(mke2fs), C(mkfs.xfs), C(mkfs.vfat), C(mkswap)...).
 author:
@@ -99,6 +102,20 @@ options:
     description: Attach and map read-only. Cannot be combined with O(layout).
     type: bool
     default: false
+  image_format:
+    description:
+      - The container format of the image file O(src).
+      - C(auto) reads it from the header (qcow2 C(QFI\xfb), VMDK C(KDMV) or a VMDK descriptor,
+        VHDX C(vhdxfile)); anything else is raw.
+      - C(raw) images use loop devices. The others are served by C(qemu-nbd) (package
+        C(qemu-utils)) on a free C(/dev/nbdN), chosen under a lock, verified after it is
+        connected, and reused by later tasks on the same image; the C(nbd) kernel module is
+        loaded when the kernel has no nbd devices. In check mode such an image is connected
+        read-only for the time of the run, to read its table.
+      - A declared format the header contradicts is an error; C(raw) is taken as declared.
+    type: str
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    default: auto
   sector_size:
     description:
       - Logical sector size of the image. GPT images are probed (512 to 4096); give C(4096)
@@ -221,6 +238,12 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Expose the partitions of a qcow2 image, read-only (qemu-nbd serves it on /dev/nbdN)
+  diskimage.loop.image_partitions:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    read_only: true
+  register: cloud_parts
+
 - name: Create the layout of the classic eight-partition image and expose every partition
   diskimage.loop.image_partitions:
     src: /srv/images/disk.img
@@ -316,6 +339,18 @@ src:
   returned: always
   type: str
   sample: /srv/images/disk.img
+image_format:
+  description: The format O(src) was served as, C(raw) for images, block devices and loop devices.
+  returned: always
+  type: str
+  sample: qcow2
+nbd_device:
+  description:
+    - The C(/dev/nbdN) that serves an image that is not raw (for I(state=absent), the first
+      one that did), null for raw images.
+  returned: always
+  type: str
+  sample: /dev/nbd0
 device:
   description:
     - The loop or block device holding the partitions.
@@ -631,6 +666,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
 from ansible_collections.diskimage.loop.plugins.module_utils._image import present
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
@@ -655,6 +691,7 @@ def main():
             mode=dict(type="raw"),
             expose=dict(type="bool", default=True),
             all_attachments=dict(type="bool", default=False),
+            image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
         ),
         supports_check_mode=True,
     )
@@ -663,14 +700,20 @@ def main():
     if params["layout"]:
         layout = dict((key, value) for key, value in params["layout"].items() if value is not None)
 
+    nbd = nbd_source.RunConnections(partitions_state.OWNER, module.check_mode)
+
     def make_plan():
         if params["state"] == "present":
-            return present.plan_image(
-                params["src"], backend=params["backend"], read_only=params["read_only"], layout=layout,
-                force=params["force"], sector_size=params["sector_size"], size=params["size"],
+            return nbd.plan(params["src"], lambda src: present.plan_image(
+                src, backend=nbd_source.partitions_backend(src, params["backend"]), read_only=params["read_only"],
+                layout=layout, force=params["force"], sector_size=params["sector_size"], size=params["size"],
                 mode=params["mode"], force_mkfs=params["force_mkfs"], expose=params["expose"],
-                run_command=module.run_command)
-        return partitions_state.plan_absent(params["src"], all_attachments=params["all_attachments"])
+                run_command=module.run_command),
+                image_format=params["image_format"], read_only=params["read_only"])
+        return nbd.release(params["src"], lambda src, _unserved: partitions_state.plan_absent(
+            src, all_attachments=params["all_attachments"]),
+            lambda plan, other: nbd_source.merge_lists(plan, other, ("steps", "before", "after", "skipped")),
+            image_format=params["image_format"])
 
     run(module, make_plan, locks.for_image(params["src"], module.check_mode))
 

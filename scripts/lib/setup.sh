@@ -74,10 +74,11 @@ TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-pr
   squashfs-tools erofs-utils xorriso busybox-static shellcheck git rsync
   zstd xz-utils bmap-tools mtools faketime mmdebstrap qemu-user-static)
 # The large ones only the molecule stage (docker.io, mmdebstrap) and the vm stage
-# (qemu-system-x86, linux-image-amd64) need: scripts/test.sh installs them while the
+# (qemu-system-x86, linux-image-amd64, and qemu-utils: qemu-nbd and qemu-img for the
+# NBD tests, which the guest runs from this root filesystem) need: scripts/test.sh installs them while the
 # first lane of stages already runs. A package the integration targets or the other
 # first-lane stages need belongs in TEST_PACKAGES (installed before the lanes start),
 # even when it is also listed here: the image_connection target builds its images
 # with mmdebstrap and runs arm64 binaries through qemu-user-static.
 # shellcheck disable=SC2034
-CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64)
+CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64 qemu-utils)

@@ -80,6 +80,26 @@ def test_run_applies_outside_check_mode_and_exits_with_the_report(check_mode):
     assert module.warnings == ["careful"]
 
 
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_check_mode_gives_back_what_planning_took(check_mode):
+    """Planning that had to take something to read the source (an NBD
+    connection) records its undo; check mode runs it after the report, a real
+    run that succeeds keeps it."""
+    given_back = []
+    module = FakeModule(check_mode)
+
+    def make_plan():
+        plan = Recorded([])
+        plan.undo.append(("disconnect", lambda: given_back.append("disconnect")))
+        plan.add("act", lambda: None)
+        return plan
+
+    with pytest.raises(Exited):
+        protocol.run(module, make_plan)
+    assert given_back == (["disconnect"] if check_mode else [])
+    assert module.exited["changed"] is True
+
+
 def test_run_fails_with_the_error_and_its_errno():
     module = FakeModule()
 
