@@ -51,7 +51,9 @@ attributes:
     description: Plans and reports the changes without writing, attaching or mapping anything.
   diff_mode:
     support: full
-    description: Shows the exposed partition devices, and the filesystem of each partition, before and after.
+    description:
+      - Shows the exposed partition devices, and the filesystem of each partition, before and after.
+      - When the image grows, also the sizes of the image, of its partitions and of the filesystems that grow.
 options:
   src:
     description:
@@ -198,8 +200,10 @@ options:
       - The size of the image, in bytes or with a unit (C(8GiB), C(1.5GiB), C(2048s) - the grammar
         of O(layout.partitions) sizes).
       - When O(src) does not exist, it is created as a sparse file of this size (its directory must
-        exist). An existing file or device of another size is an error, and nothing is changed.
-      - Without it, O(src) must exist.
+        exist).
+      - A size larger than an existing image file grows the image in place - see the notes on
+        growing an image below. A smaller one is refused (shrinking loses data), and nothing is changed.
+      - With a block device as O(src), it must be the device's size. Without O(size), O(src) must exist.
     type: raw
   mode:
     description:
@@ -207,6 +211,27 @@ options:
       - Set when the module creates the file and enforced on an existing image file. When omitted,
         a file the module creates gets C(0600) and an existing file keeps its mode.
     type: raw
+  relocate_gpt:
+    description:
+      - Move a GPT backup header that is not at the end of the disk (the image file was made larger
+        by other means, C(truncate -s) say) to the end, and let the usable area reach it - what
+        C(sfdisk --relocate gpt-bak-std) does. No partition changes.
+      - This happens anyway when O(size) is given or O(layout) grows a partition; without either,
+        and without this option, such a table is only reported in RV(table.warnings).
+    type: bool
+    default: false
+  grow_filesystem:
+    description:
+      - When a partition grows, grow the filesystem in it to fill it - ext2, ext3 and ext4 offline
+        (C(e2fsck -f -p), then C(resize2fs)), xfs and btrfs mounted in a private mount namespace of
+        the module (C(xfs_growfs), C(btrfs filesystem resize max)), each through a loop device of its
+        own. Other filesystems are left as they are.
+      - With O(size) given, or a O(layout) whose last partition takes the rest of the disk (no size,
+        C(rest) or a percentage), the filesystem of the last partition is made to fill it also when
+        the partition did not grow in this run, so that a run interrupted between the two converges.
+      - Needs the tools of the filesystem (C(e2fsprogs), C(xfsprogs), C(btrfs-progs)) on the target.
+    type: bool
+    default: true
   expose:
     description:
       - With C(false), write the table and make the filesystems without exposing the partitions -
@@ -217,6 +242,15 @@ options:
     default: true
 notes:
   - Needs root. The C(dm) backend needs the C(dm_mod) kernel module.
+  - Growing an image - O(size) larger than the file, or a O(layout) whose last partition is larger
+    than the table has it (or takes the rest of a larger disk) - extends the file without writing
+    data (sparse), refreshes the capacity of the loop devices attached to it (C(LOOP_SET_CAPACITY)),
+    rewrites the table with the GPT backup header at the new end, grows the last partition (on dos
+    also the extended partition around a last logical one), resizes the partition devices of those
+    loop devices (BLKPG) and grows the filesystem (O(grow_filesystem)). Only the partition that
+    nothing follows can grow; a layout that shrinks a partition or moves one is refused with
+    nothing changed (O(force) replaces the table instead, losing data). Nothing of the image may be
+    mounted or in use. A run killed part-way leaves a state the next run finishes.
   - A run killed while mkfs runs leaves no loop device behind (the kernel releases the private device
     when the process dies), but may leave a partial filesystem; a partition that then holds no
     signature, or one that is not the declared filesystem, is formatted again by a rerun (the second
@@ -318,6 +352,22 @@ EXAMPLES = r"""
       partitions:
         - {size: 256MiB, type: esp, attributes: [required, legacy_bios_bootable]}
         - {type: root, attributes: [read_only, no_auto]}
+
+- name: Grow an image to 8 GiB, its last partition and the filesystem in it (a rerun changes nothing)
+  diskimage.loop.image_partitions:
+    src: /srv/images/uefi.img
+    size: 8GiB
+    layout:
+      label: gpt
+      partitions:
+        - {size: 256MiB, type: esp, name: ESP}
+        - {type: root, name: root}
+  register: grown
+
+- name: Move the backup GPT header of an image that was made larger with truncate
+  diskimage.loop.image_partitions:
+    src: /srv/images/vendor.img
+    relocate_gpt: true
 
 - name: Take the partitions away again and detach the loop device
   diskimage.loop.image_partitions:
@@ -563,6 +613,74 @@ partitions:
           description: Whether the superblock checksum is good, where it has one (else null).
           type: bool
           returned: when a filesystem is found
+growth:
+  description:
+    - What growing the image changed (or would change, in check mode); null when nothing grew.
+  returned: when state is present
+  type: dict
+  contains:
+    size_before:
+      description: Size of the image before, in bytes.
+      type: int
+      returned: always
+      sample: 335544320
+    size_after:
+      description: Size of the image after, in bytes.
+      type: int
+      returned: always
+      sample: 1073741824
+    backup_gpt_moved:
+      description: Whether the GPT backup header was moved to the end of the disk.
+      type: bool
+      returned: always
+      sample: true
+    partitions:
+      description: The partitions that grew, by number, with their sizes before and after in bytes.
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        number:
+          description: Partition number.
+          type: int
+          returned: always
+          sample: 2
+        size_before:
+          description: Size before, in bytes.
+          type: int
+          returned: always
+          sample: 66060288
+        size_after:
+          description: Size after, in bytes.
+          type: int
+          returned: always
+          sample: 804257792
+    filesystems:
+      description: The filesystems that grew, by partition number, with their type and sizes in bytes.
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        number:
+          description: Partition number.
+          type: int
+          returned: always
+          sample: 2
+        type:
+          description: Filesystem type.
+          type: str
+          returned: always
+          sample: ext4
+        size_before:
+          description: Size before, in bytes.
+          type: int
+          returned: always
+          sample: 66060288
+        size_after:
+          description: Size after, in bytes.
+          type: int
+          returned: always
+          sample: 804257792
 entry_partitions:
   description:
     - The partition number of each O(layout.partitions) entry, in order; empty without O(layout). On C(dos),
@@ -690,6 +808,8 @@ def main():
             size=dict(type="raw"),
             mode=dict(type="raw"),
             expose=dict(type="bool", default=True),
+            relocate_gpt=dict(type="bool", default=False),
+            grow_filesystem=dict(type="bool", default=True),
             all_attachments=dict(type="bool", default=False),
             image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
         ),
@@ -708,7 +828,8 @@ def main():
                 src, backend=nbd_source.partitions_backend(src, params["backend"]), read_only=params["read_only"],
                 layout=layout, force=params["force"], sector_size=params["sector_size"], size=params["size"],
                 mode=params["mode"], force_mkfs=params["force_mkfs"], expose=params["expose"],
-                run_command=module.run_command),
+                run_command=module.run_command, relocate_gpt=params["relocate_gpt"],
+                grow_filesystem=params["grow_filesystem"]),
                 image_format=params["image_format"], read_only=params["read_only"])
         return nbd.release(params["src"], lambda src, _unserved: partitions_state.plan_absent(
             src, all_attachments=params["all_attachments"]),

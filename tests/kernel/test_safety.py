@@ -549,7 +549,7 @@ def test_root_disk_gets_no_partition_table(untouched_root, force):
 def test_root_disk_partitions_are_not_mapped_or_removed(untouched_root):
     for target in untouched_root.targets:
         for args in (dict(state="absent"), dict(state="absent", all_attachments=True), dict(backend="partscan"),
-                     dict(backend="dm"), dict()):
+                     dict(backend="dm"), dict(), dict(relocate_gpt=True), dict(size=1 << 50)):
             result = on_root(untouched_root, "image_partitions", src=target, **args)
             if result.get("failed"):
                 continue        # refused: every reason is fine, since nothing was planned
@@ -804,6 +804,21 @@ def test_table_is_not_rewritten_under_a_partition_mounted_at_an_offset(make_imag
                         "%s is in use: mounted at %s" % (device, workdir / "p2"), "Unmount")
 
 
+def test_no_growth_under_a_partition_mounted_at_an_offset(make_image, workdir, by_hand):
+    """The same mount: growing the image would rewrite the table and the
+    partition's neighbourhood under it."""
+    image = make_table(str(make_image("disk.img", 64 * MiB)), "gpt")
+    device = by_hand.attach(image, "--offset", str(17 * MiB), "--sizelimit", str(46 * MiB))
+    sh("mkfs.ext4", "-q", device)
+    by_hand.mount(device, workdir / "p2")
+    with unchanged(workdir, extra=(device,), live=(image,)):
+        for check_mode in (True, False):
+            for args in (dict(size=128 * MiB), dict(relocate_gpt=True, size=64 * MiB + 4096)):
+                refused(run_module("image_partitions", check_mode=check_mode, src=image, **args),
+                        "%s is in use: mounted at %s" % (device, workdir / "p2"), "Unmount")
+    assert os.path.getsize(image) == 64 * MiB
+
+
 def test_no_table_over_a_filesystem_mounted_read_only(make_image, workdir, by_hand):
     image = make_ext4(str(make_image("fs.img", 32 * MiB)), 32 * MiB, label="data")
     device = by_hand.attach(image, "--read-only")
@@ -1007,6 +1022,13 @@ BAD_INPUT = [
     ("a different table", "image_partitions",
      dict(src="{w}/gpt.img", layout={"label": "gpt", "partitions": [{"size": "8MiB"}, {}]}),
      ["already has a different partition table: partition 1 spans", "Set force: true to replace it"]),
+    ("a smaller size", "image_partitions", dict(src="{w}/gpt.img", layout=GPT, size="1MiB"),
+     ["shrinking an image is not supported", "Declare a size of at least"]),
+    ("a shrinking layout", "image_partitions",
+     dict(src="{w}/gpt.img", layout={"label": "gpt", "partitions": [{"size": "1MiB"}, {}]}),
+     ["shrinking a partition is not supported", "Set force: true to replace it"]),
+    ("size with read_only", "image_partitions", dict(src="{w}/gpt.img", size="1GiB", read_only=True),
+     ["cannot be used with read_only: true", "Drop read_only"]),
     ("a truncated gpt image", "image_partitions", dict(src="{w}/short-gpt.img"),
      ["both GPT headers are invalid", "the image was truncated", "recreate it"]),
     ("a truncated gpt image with its layout", "image_partitions", dict(src="{w}/short-gpt.img", layout=GPT),

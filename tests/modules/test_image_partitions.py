@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from oracles import MiB, attached, blkid, fsck, sfdisk, sparse
+from oracles import MiB, attached, blkid, fsck, run, sfdisk, sparse
 
 SECTOR = 512
 
@@ -81,6 +81,39 @@ def test_a_different_table_is_refused_and_nothing_changes(modules, workspace):
     assert attached(image) == []
 
 
+def test_grow_then_rerun_unchanged(modules, workspace):
+    """size larger than the image: the file, the GPT, the last partition and its
+    ext4 filesystem grow; the same task again changes nothing."""
+    image = sparse(workspace / "grow.img", 16 * MiB)
+    made = modules("image_partitions", src=image, layout=LAYOUTS["gpt"])
+    run("mkfs.ext4", "-q", made["partitions"][1]["device"])
+    assert modules("image_partitions", src=image, state="absent")["changed"] is True
+
+    planned = modules("image_partitions", check=True, src=image, layout=LAYOUTS["gpt"], size="48MiB")
+    assert planned["changed"] is True and os.path.getsize(image) == 16 * MiB
+    assert planned["diff"]["before"]["image_size"] == 16 * MiB and planned["diff"]["after"]["image_size"] == 48 * MiB
+
+    grown = modules("image_partitions", src=image, layout=LAYOUTS["gpt"], size="48MiB")
+    assert grown["changed"] is True and os.path.getsize(image) == 48 * MiB
+    assert grown["growth"]["backup_gpt_moved"] is True
+    assert [fs["type"] for fs in grown["growth"]["filesystems"]] == ["ext4"]
+    table = sfdisk(image)
+    assert table["lastlba"] == 48 * MiB // SECTOR - 34
+    last = table["partitions"][1]
+    assert last["size"] * SECTOR == grown["partitions"][1]["size"] == grown["growth"]["partitions"][0]["size_after"]
+    assert run("sfdisk", "--verify", image).returncode == 0
+    run("e2fsck", "-fn", grown["partitions"][1]["device"])
+
+    again = modules("image_partitions", src=image, layout=LAYOUTS["gpt"], size="48MiB")
+    assert again["changed"] is False and again["growth"] is None
+    assert sfdisk(image) == table
+
+    refused = modules("image_partitions", src=image, layout=LAYOUTS["gpt"], size="32MiB")
+    assert refused["failed"] is True and "shrinking an image is not supported" in refused["msg"]
+    assert os.path.getsize(image) == 48 * MiB
+    assert modules("image_partitions", src=image, state="absent")["changed"] is True
+
+
 FILESYSTEMS = {"label": "gpt", "partitions": [
     {"size": "34MiB", "type": "esp", "fstype": "vfat", "fs_label": "ESP"},
     {"size": "rest", "type": "root", "fstype": "ext4", "label": "root",
@@ -130,6 +163,6 @@ def test_refuses_another_filesystem_and_another_size_and_changes_nothing(modules
     assert refused["failed"] is True and refused["changed"] is False
     assert "partition 2 holds ext4 labelled 'root'" in refused["msg"] and "force_mkfs" in refused["msg"]
 
-    resized = modules("image_partitions", src=image, size="128MiB", layout=FILESYSTEMS)
-    assert resized["failed"] is True and "not the declared 134217728 (128MiB)" in resized["msg"]
+    resized = modules("image_partitions", src=image, size="64MiB", layout=FILESYSTEMS)
+    assert resized["failed"] is True and "shrinking an image is not supported" in resized["msg"]
     assert digest(image) == written and attached(image) == []

@@ -5,8 +5,8 @@
 
 ``plan_file`` decides, before anything is written, whether the file is made,
 whether its mode changes, and whether an existing file (or device) of another
-size is refused. ``check_size`` is that one refusal, kept apart so growing an
-image can take its place. A file this run created is removed again when a
+size is refused. ``check_size`` is that one refusal: a smaller image file is
+left to growing the image (``_partition/growth.py``). A file this run created is removed again when a
 later step of the run fails, so a failed first run leaves nothing behind.
 """
 
@@ -61,10 +61,19 @@ def parse_mode(value):
     return mode
 
 
-def check_size(path, actual, declared):
+def check_size(path, actual, declared, regular=True):
     """Refuse an existing image (or device) whose size is not the declared one.
 
-    The one place that decides what a size difference means."""
+    The one place that decides what a size difference means: an image file
+    smaller than declared is grown (``_partition/growth.py``), a larger one
+    would have to shrink, which is refused; a device must have the size."""
+    if regular and actual < declared:
+        return
+    if regular and actual > declared:
+        raise DiskImageError(
+            "%s exists with %d bytes (%s), more than the declared %d (%s): shrinking an image is not supported" % (
+                path, actual, format_size(actual), declared, format_size(declared)),
+            hint="Declare a size of at least %d bytes; nothing was changed" % actual)
     if actual != declared:
         raise DiskImageError(
             "%s exists with %d bytes (%s), not the declared %d (%s)" % (
@@ -97,7 +106,7 @@ def plan_file(src, size=None, mode=None):
     steps = []
     if declared is not None and (stat.S_ISREG(info.st_mode) or stat.S_ISBLK(info.st_mode)):
         actual = info.st_size if stat.S_ISREG(info.st_mode) else file_size(path)
-        check_size(path, actual, declared)
+        check_size(path, actual, declared, regular=stat.S_ISREG(info.st_mode))
     if wanted_mode is not None and stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != wanted_mode:
         steps.append(("set the mode of %s to %04o (from %04o)" % (path, wanted_mode, stat.S_IMODE(info.st_mode)),
                       lambda plan: os.chmod(path, wanted_mode)))

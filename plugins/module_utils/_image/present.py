@@ -61,20 +61,23 @@ def _fs_words(found):
 
 
 def plan_image(src, backend="auto", read_only=False, layout=None, force=False, sector_size=None, size=None,
-               mode=None, force_mkfs=False, expose=True, run_command=None):
-    """The Plan of image_partitions, state=present."""
+               mode=None, force_mkfs=False, expose=True, run_command=None, relocate_gpt=False,
+               grow_filesystem=True):
+    """The Plan of image_partitions, state=present. A ``size`` larger than the
+    image file grows it (``state.plan_present`` and ``_partition/growth.py``)."""
     planned_file, file_steps = image_file.plan_file(src, size, mode)
     table_layout, declared = filesystems.split_entries(layout)
     plan = partitions_state.plan_present(src, backend=backend, read_only=read_only, layout=table_layout,
                                          force=force, sector_size=sector_size, source=planned_file,
-                                         expose=expose)
+                                         expose=expose, size=size, relocate_gpt=relocate_gpt,
+                                         grow_filesystem=grow_filesystem)
     plan.mkfs_made = []
     steps = []
     entries = []
     if table_layout:
         # The table the layout plans, for the entry each partition comes from
         # (a table read from the image does not know).
-        planned = plan_layout(table_layout, plan.source.size, plan.table.sector_size)
+        planned = plan_layout(table_layout, plan.table.size, plan.table.sector_size)
         numbers = dict((p.spec_index, p.number) for p in planned.partitions
                        if getattr(p, "spec_index", None) is not None)
         entries = [numbers.get(index) for index in range(len(table_layout["partitions"]))]

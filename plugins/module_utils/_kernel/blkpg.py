@@ -166,6 +166,21 @@ def delete_partitions(fd, device, numbers):
         _delete(fd, device, number)
 
 
+def resize(device, number, start, length):
+    """BLKPG_RESIZE_PARTITION: partition ``number`` of ``device`` keeps its
+    start and gets ``length`` bytes. The kernel allows it on a partition in
+    use (it never moves data), which is how a grown image's partition device
+    follows without being taken down."""
+    fd = os.open(device, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _blkpg(fd, BLKPG_RESIZE_PARTITION, number, start, length)
+    except OSError as exc:
+        raise DiskImageError.from_oserror("cannot resize partition %d of %s to %d bytes" % (number, device, length),
+                                          exc, hint="Check that the loop device's capacity covers it")
+    finally:
+        os.close(fd)
+
+
 def _add(fd, device, number, start, length):
     try:
         _blkpg(fd, BLKPG_ADD_PARTITION, number, start, length)

@@ -509,6 +509,13 @@ def _wait_unbound(number):
     return wait_until(lambda: not sysfs.loop_is_bound(number), DETACH_SETTLE_SECONDS)
 
 
+def wait_released(held):
+    """After closing an attach_held device: wait until autoclear has undone
+    that attachment (the device may be taken by another one at once, so the
+    attachment is compared, not the number). True when it is gone."""
+    return wait_until(lambda: not same_attachment(status(held.number), held), DETACH_SETTLE_SECONDS)
+
+
 # ---------------------------------------------------------------- changes in place
 
 def _set_status_flags(number, set_=0, clear=0):

@@ -23,7 +23,7 @@ import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.image import ImageSource
-from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import grow, growth, kpartx_compat
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fsprobe
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev, ownership
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
@@ -161,6 +161,7 @@ class PartitionsPlan(Plan):
         self.skipped = []
         self.source = None
         self.predicted_devices = {}
+        self.growth = None
         self.extensions = []  # objects with result(plan, result, check_mode) and diff(plan, diff)
 
     def result(self, check_mode=False):
@@ -175,14 +176,20 @@ class PartitionsPlan(Plan):
             "loop_attached": self.attached or bool(check_mode and self.attach_planned),
             "table": self.table.to_dict() if self.table is not None else None,
             "partitions": partition_facts(self.table, devices, self.source.path) if self.table else [],
+            "growth": self.growth.result() if self.growth is not None else None,
         }
         for extension in self.extensions:
             extension.result(self, result, check_mode)
         return result
 
     def diff(self):
-        diff = {"before": self.before[0] if len(self.before) == 1 else {"devices": self.before},
-                "after": self.after[0] if len(self.after) == 1 else {"devices": self.after}}
+        before = self.before[0] if len(self.before) == 1 else {"devices": self.before}
+        after = self.after[0] if len(self.after) == 1 else {"devices": self.after}
+        if self.growth is not None:
+            grown_before, grown_after = self.growth.diff()
+            before = dict(before, **grown_before)
+            after = dict(after, **grown_after)
+        diff = {"before": before, "after": after}
         for extension in self.extensions:
             extension.diff(self, diff)
         return diff
@@ -207,13 +214,26 @@ def _predicted_names(backend, device, table):
     return dict((p.number, "/dev/%s" % blkpg.partition_name(disk, p.number)) for p in table.partitions)
 
 
+def _last_takes_rest(layout):
+    """Whether the layout's last partition grows with the disk (no size, rest, or a percentage)."""
+    parts = (layout or {}).get("partitions") or []
+    last = parts[-1] if parts and isinstance(parts[-1], dict) else {}
+    size = last.get("size") if parts else 0
+    return size is None or (isinstance(size, str) and (size.strip().lower() == "rest" or size.strip().endswith("%")))
+
+
 def plan_present(src, backend="auto", read_only=False, layout=None, force=False, sector_size=None,
-                 source=None, expose=True):
+                 source=None, expose=True, size=None, relocate_gpt=False, grow_filesystem=True):
     """Plan: a partition table on ``src`` and a block device for every partition.
 
     ``source``: what ``src`` is, when the caller knows better than the file
     system does (an image file the run will create: no table yet, nothing
-    attached). ``expose`` False: the table only - nothing is attached."""
+    attached). ``expose`` False: the table only - nothing is attached.
+    ``size`` (bytes or a unit) is the disk size the image must have: a larger
+    one grows the file, the table and - with ``grow_filesystem`` - the
+    filesystem of the last partition (see growth.py); a smaller one is refused.
+    ``relocate_gpt`` moves a GPT backup header that is not at the end of the
+    disk there, also when nothing else grows."""
     if backend not in BACKENDS:
         raise DiskImageError("backend %r is not one of %s" % (backend, ", ".join(BACKENDS)))
     plan = PartitionsPlan("present")
@@ -231,13 +251,23 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
     plan.device = loopdev.device_path(device_number) if device_number is not None else (
         source.path if source.is_block else None)
 
-    # The table: keep it, create it, or (with force) replace it.
+    # The table: keep it, grow it, create it, or (with force) replace it.
+    if layout and read_only:
+        raise DiskImageError("a layout cannot be written with read_only: true",
+                             hint="Drop read_only, or drop layout to map the table the image has")
+    if (size is not None or relocate_gpt) and read_only:
+        raise DiskImageError("size and relocate_gpt change the image and cannot be used with read_only: true",
+                             hint="Drop read_only, or drop size and relocate_gpt to map the image as it is")
+    disk_size = growth.requested_size(source, size, sector_size or (table.sector_size if table else 512))
+    grown = {}
+    replaced = False
     if layout:
-        if read_only:
-            raise DiskImageError("a layout cannot be written with read_only: true",
-                                 hint="Drop read_only, or drop layout to map the table the image has")
-        planned = plan_layout(layout, source.size, sector_size or (table.sector_size if table else 512))
-        problems = _layout_differences(table, planned, layout) if table is not None else None
+        planned = plan_layout(layout, disk_size, sector_size or (table.sector_size if table else 512))
+        problems = None
+        if table is not None:
+            grown = _grown_partitions(source, table, planned, layout, force)
+            compare = grow.grow_table(table, disk_size, grown) if grown else table
+            problems = _layout_differences(compare, planned, layout)
         if table is None or problems:
             if problems and not force:
                 raise DiskImageError(
@@ -246,10 +276,19 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
             if table is None and not force:
                 _refuse_if_signature(source)
             _refuse_if_in_use(plan.device, source)
+            if disk_size > source.size:
+                plan.add("extend %s from %d to %d bytes (sparse)" % (source.path, source.size, disk_size),
+                         lambda: growth.extend_file(source, disk_size))
             previous = table
             plan.add("write a %s partition table to %s" % (planned.label, source.path),
                      lambda: _write_table(plan, source, planned, previous))
             table = planned
+            replaced = True
+    if table is not None and not replaced:
+        table = _plan_growth(plan, source, table, disk_size, grown or {},
+                             relocate=relocate_gpt or size is not None or bool(grown),
+                             fill_last=size is not None or (bool(layout) and _last_takes_rest(layout)),
+                             grow_filesystem=grow_filesystem)
     if table is None:
         raise DiskImageError("%s has no partition table" % source.path,
                              hint="Give layout to create one, or check that src is the right image")
@@ -286,6 +325,34 @@ def plan_present(src, backend="auto", read_only=False, layout=None, force=False,
     plan.predicted_devices = _predicted_names(backend, plan.device, table)
     plan.after = [{"device": plan.device, "partitions": plan.predicted_devices}]
     return plan
+
+
+def _grown_partitions(source, table, planned, layout, force):
+    """{number: sectors} the layout grows; a shrink or a move is refused, or
+    with ``force`` left to the comparison (which then replaces the table)."""
+    try:
+        return grow.grown_partitions(table, planned)
+    except grow.GrowthRefused as exc:
+        if force:
+            return None
+        raise DiskImageError("%s already has a different partition table: %s; %s" % (
+            source.path, "; ".join(_layout_differences(table, planned, layout)), exc.message),
+            hint="%s. Set force: true to replace it (its partitions must not be in use), or change layout - with "
+                 "force, what moves or shrinks loses its data" % exc.hint)
+
+
+def _plan_growth(plan, source, table, disk_size, grown, relocate, fill_last, grow_filesystem):
+    """Add the steps that grow the image, the table and the last filesystem; the table afterwards."""
+    if not (grown or relocate or fill_last or disk_size != source.size):
+        return table
+    found = growth.plan_growth(source, table, disk_size, grown, relocate, fill_last, grow_filesystem)
+    if found is None:
+        return table
+    _refuse_if_in_use(plan.device, source)
+    plan.growth = found
+    growth.add_steps(plan, found, lambda: plan.device if plan.device is not None and source.is_block
+                     else source.path)
+    return found.new
 
 
 def _refuse_if_in_use(device, source):

@@ -539,7 +539,8 @@ def _check_backup(src, sector_size, total, primary, warnings):
         return
     if alternate != total - 1:
         warnings.append("the backup GPT header is at LBA %d, not at the end of the image (LBA %d): the image "
-                        "was grown; `sfdisk --relocate gpt-bak-std IMAGE` moves it" % (alternate, total - 1))
+                        "was grown; image_partitions moves it with relocate_gpt: true, or with size or a layout "
+                        "that grows the disk" % (alternate, total - 1))
 
 
 def _check_protective(entries, total, warnings):
@@ -581,6 +582,26 @@ def _gpt_partitions(header, sector_size, total):
                                bootable=bool(attributes & 4), attributes=attributes))
     _check_overlaps(parts)
     return parts
+
+
+def gpt_backup_lba(dev, size, sector_size):
+    """Where the valid backup GPT header of ``dev`` is: the LBA the primary
+    header names, else the last LBA; None when neither holds a good one."""
+    src = _Source(dev, size)
+    total = size // sector_size
+    candidates = [total - 1]
+    try:
+        candidates.insert(0, _parse_header(src, sector_size, 1, total).alternate_lba)
+    except (_BadHeader, PartitionTableError):
+        pass
+    for lba in candidates:
+        if 1 < lba < total:
+            try:
+                _parse_header(src, sector_size, lba, total)
+            except (_BadHeader, PartitionTableError):
+                continue
+            return lba
+    return None
 
 
 # --- entry point ----------------------------------------------------------

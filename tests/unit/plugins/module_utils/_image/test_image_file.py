@@ -72,11 +72,19 @@ def test_an_existing_image_of_its_size_needs_nothing(tmp_path):
     assert image_file.plan_file(str(path)) == (None, [])
 
 
-def test_another_size_is_refused_naming_both(tmp_path):
+def test_a_smaller_size_is_refused_naming_both(tmp_path):
     path = tmp_path / "disk.img"
     path.write_bytes(b"\0" * 4096)
-    with pytest.raises(DiskImageError, match=r"exists with 4096 bytes \(4KiB\), not the declared 8192 \(8KiB\)"):
-        image_file.plan_file(str(path), "8KiB")
+    with pytest.raises(DiskImageError, match=r"exists with 4096 bytes \(4KiB\), more than the declared 2048 "
+                                             r"\(2KiB\): shrinking an image is not supported"):
+        image_file.plan_file(str(path), "2KiB")
+    assert path.stat().st_size == 4096
+
+
+def test_a_larger_size_is_left_to_growing_the_image(tmp_path):
+    path = tmp_path / "disk.img"
+    path.write_bytes(b"\0" * 4096)
+    assert image_file.plan_file(str(path), "8KiB") == (None, [])
     assert path.stat().st_size == 4096
 
 
