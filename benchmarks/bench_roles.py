@@ -78,10 +78,11 @@ class Playbooks(object):
             json.dump(plays, handle, indent=1)
         return path
 
-    def run(self, playbook):
+    def run(self, playbook, env=None):
         """Run it; returns (changed, failed) from the play recap, and keeps the
         number of tasks that ran in ``tasks``."""
-        proc = run([self.program, "-i", INVENTORY, playbook], check=False, env=self.env)
+        proc = run([self.program, "-i", INVENTORY, playbook], check=False, env=dict(self.env, **(env or {})))
+        self.last_stdout = proc.stdout
         recap = _RECAP.findall(proc.stdout)
         if proc.returncode != 0 or not recap:
             raise RuntimeError("%s failed (exit %d):\n%s\n%s" % (
@@ -89,6 +90,26 @@ class Playbooks(object):
         ok, changed, unreachable, failed = (int(v) for v in recap[-1])
         self.tasks[os.path.basename(playbook)] = ok + failed
         return changed, failed + unreachable
+
+
+def profile(playbooks, playbook, top=12):
+    """Where the time of one run of ``playbook`` goes: the slowest tasks, as
+    ansible.posix.profile_tasks reports them (notes lines; none without it)."""
+    try:
+        playbooks.run(playbook, env={"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"})
+    except RuntimeError:
+        return []
+    lines = playbooks.last_stdout.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("TASKS RECAP")) + 3
+    except StopIteration:
+        return []
+    found = []
+    for line in lines[start:]:
+        match = re.match(r"^(.*?) -+ (\d+\.\d+)s$", line.strip())
+        if match:
+            found.append("      %6ss  %s" % (match.group(2), match.group(1)[:90]))
+    return found[:top]
 
 
 def play(name, tasks=None, roles=None):
@@ -141,21 +162,43 @@ def bench_build(workdir, playbooks, rounds):
             raise RuntimeError("image_build: changed=%d failed=%d" % (changed, failed))
         check_seed_image(role_image)
 
+    floor_image = os.path.join(workdir, "floor-seed.img")
+    floor_tree = os.path.join(workdir, "floor-tree")
+    floor = playbooks.write("floor.yml", play("Build the seed image with a shell script", [
+        {"name": "Run the seed script", "ansible.builtin.script": {
+            "cmd": "%s %s %s" % (shlex.quote(SEED_BUILD_SH), shlex.quote(floor_image), shlex.quote(floor_tree)),
+            "executable": "bash"}}]))
+
+    def verify_floor(result):
+        changed, failed = result
+        if failed or not changed:
+            raise RuntimeError("the script task: changed=%d failed=%d" % (changed, failed))
+        check_seed_image(floor_image)
+
     samples = interleaved([
         ("role", lambda: playbooks.run(playbook), fresh(role_image, role_image + ".build-stamp"), verify_role),
+        ("floor", lambda: playbooks.run(floor), fresh(floor_tree, floor_image), verify_floor),
         ("shell", lambda: run(["bash", SEED_BUILD_SH, shell_image, shell_tree]),
          fresh(shell_tree, shell_image), lambda _proc: check_seed_image(shell_image)),
     ], rounds)
+    fresh(role_image, role_image + ".build-stamp")()
+    where = profile(playbooks, playbook)
     group = Group("4. Seed image built end to end: image_build role vs the same steps as a shell script",
                   ["role: ansible-playbook (localhost, local connection) with role diskimage.loop.image_build:",
-                   "      truncate, table + 8 partition devices (image_partitions), 7x mkfs.ext4, 7 mounts",
-                   "      (image_mount), one file written, teardown, build stamp; a fresh image every time",
+                   "      stamp check, sparse file + table + 7x mkfs.ext4 (one image_partitions call), 7 mounts",
+                   "      (one image_tree call), one file written, teardown (one image_tree call), build stamp;",
+                   "      a fresh image every time",
                    "shell: bash benchmarks/seed_build.sh: truncate, sfdisk, losetup -P, partx -a, 7x mkfs.ext4,",
                    "      7 mounts, one file written, umount, partx -d, losetup -d",
-                   "both include process start-up; the role's time includes ansible-playbook's own (see 5e)"])
-    group.pair(Row("build seed image (image_build role)", samples["role"],
-                   note="(the role ran %d tasks)" % playbooks.tasks["build.yml"]),
-               Row("build seed image (shell script)", samples["shell"]))
+                   "floor: ansible-playbook with one ansible.builtin.script task running seed_build.sh (the goal:",
+                   "      the role within 2x of it, a ratio of at least 0.50x)",
+                   "all include process start-up; the role's time includes ansible-playbook's own (see 5e)"]
+                  + (["where the role's time goes (one run, ansible.posix.profile_tasks):"] + where if where else []))
+    role, floor_row = group.pair(Row("build seed image (image_build role)", samples["role"],
+                                     note="(the role ran %d tasks)" % playbooks.tasks["build.yml"]),
+                                 Row("build seed image (one script task, the floor)", samples["floor"]))
+    group.notes.append("role / floor = %.2fx" % (role.median / floor_row.median))
+    group.rows.append(Row("build seed image (shell script, no Ansible)", samples["shell"]))
     return group
 
 
@@ -196,6 +239,9 @@ def bench_mounts(workdir, playbooks, rounds):
     ours = playbooks.write("mount.yml", play("Mount 20 partitions with image_mount", mount_tasks))
     shell_play = playbooks.write("mount-shell.yml", play("Mount 20 partitions with mount -o loop", shell_tasks))
     unmount = playbooks.write("unmount.yml", play("Unmount the 20 partitions", unmount_tasks))
+    commands = playbooks.write("command-true.yml", play("20 commands", [
+        {"name": "Run true (%02d)" % index, "ansible.builtin.command": "true", "changed_when": False}
+        for index in range(len(specs))]))
     noop = playbooks.write("noop.yml", play("Nothing", [
         {"name": "Run true", "ansible.builtin.command": {"argv": ["true"]}, "changed_when": False}]))
     script = os.path.join(workdir, "mount-check.sh")
@@ -228,7 +274,9 @@ def bench_mounts(workdir, playbooks, rounds):
             ("core", lambda: run(core_check), None, plain_unchanged),
             ("plain", lambda: run(["bash", script]), None, plain_unchanged),
             ("noop", lambda: playbooks.run(noop)),
+            ("commands", lambda: playbooks.run(commands), None, unchanged),
         ], rounds)
+        where = profile(playbooks, ours, top=5)
     finally:
         try:
             playbooks.run(unmount)
@@ -245,9 +293,16 @@ def bench_mounts(workdir, playbooks, rounds):
                    "5c/5d: the same two checks without Ansible: python benchmarks/mount_check.py (image_mount's",
                    "     plan/apply/report for the 20, one Python process, start-up included) vs a bash script",
                    "     running the 20 snippets of 5b with sh -c",
-                   "5e: context - ansible-playbook with one no-op task, Ansible's fixed cost"])
+                   "5e: context - ansible-playbook with one no-op task, Ansible's fixed cost",
+                   "5f: the floor - one playbook, 20 ansible.builtin.command: true tasks (the goal: 5a within",
+                   "     1.2x of it, a ratio of at least 0.83x)"]
+                  + (["the slowest image_mount tasks of one re-run (ansible.posix.profile_tasks):"] + where
+                     if where else []))
     group.pair(Row("5a. 20x image_mount re-run (ansible-playbook)", samples["ours"]),
                Row("5b. 20x findmnt-checked mount -o loop (ansible-playbook)", samples["shell"]))
+    ours_row, floor_row = group.pair(Row("5a. 20x image_mount re-run, against the floor", samples["ours"]),
+                                     Row("5f. 20x command: true (ansible-playbook)", samples["commands"]))
+    group.notes.append("5a / 5f = %.2fx" % (ours_row.median / floor_row.median))
     group.pair(Row("5c. 20x image_mount core check (no Ansible)", samples["core"]),
                Row("5d. 20x findmnt-checked mount -o loop (sh, no Ansible)", samples["plain"]))
     group.rows.append(Row("5e. ansible-playbook, one no-op task (fixed cost)", samples["noop"]))
