@@ -10,7 +10,7 @@ PACKAGE = "ansible_collections.diskimage.loop.plugins.module_utils"
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "plugins", "module_utils")
 # Bottom first; a module may import from its own layer and the ones before it.
 LAYERS = ["", "_kernel", "_probe", "_loop", "_nbd", "_partition", "_mount", "_tree", "_artifact", "_reproducible", "_image",
-          "_files"]
+          "_files", "_build"]
 # Packages beside the stack rather than on it: exactly what each may import (besides itself).
 BESIDE = {"_artifact": ["", "_kernel"], "_reproducible": ["", "_kernel", "_probe"]}
 
