@@ -255,15 +255,13 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._files import job
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import SELECTOR_SPEC
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-
-SELECTOR_OPTIONS = dict(partition=dict(type="int"), partlabel=dict(type="str"), partuuid=dict(type="str"),
-                        label=dict(type="str"), uuid=dict(type="str"), parttype=dict(type="str"))
 
 
 def main():
     mount_options = dict(path=dict(type="str", required=True), fstype=dict(type="str"), opts=dict(type="str"),
-                         read_only=dict(type="bool", default=False), **SELECTOR_OPTIONS)
+                         read_only=dict(type="bool", default=False), **SELECTOR_SPEC)
     module = AnsibleModule(
         argument_spec=dict(
             src=dict(type="path", required=True),

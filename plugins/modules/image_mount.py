@@ -385,7 +385,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, source as mount_source, state as mount_state
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER
-from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats, source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 
@@ -406,19 +406,14 @@ def main():
             src=dict(type="path", aliases=["image"]),
             path=dict(type="path", required=True, aliases=["name", "mount_point"]),
             state=dict(type="str", choices=list(mount_state.STATES), default="mounted"),
-            partition=dict(type="int"),
-            partlabel=dict(type="str"),
-            partuuid=dict(type="str"),
-            label=dict(type="str"),
-            uuid=dict(type="str"),
-            parttype=dict(type="str"),
             fstype=dict(type="str"),
             opts=dict(type="str"),
             read_only=dict(type="bool", default=False),
             fstab=dict(type="path"),
             lazy=dict(type="bool", default=False),
             follow_symlinks=dict(type="bool", default=False),
-            image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
+            image_format=dict(type="str", choices=list(formats.FORMATS), default="auto"),
+            **mount_source.SELECTOR_SPEC
         ),
         mutually_exclusive=[list(mount_source.SELECTORS)],
         # Taking a mount down may name the mount point alone, like umount PATH.

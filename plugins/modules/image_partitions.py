@@ -784,7 +784,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
 from ansible_collections.diskimage.loop.plugins.module_utils._image import present
-from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats, source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
@@ -811,7 +811,7 @@ def main():
             relocate_gpt=dict(type="bool", default=False),
             grow_filesystem=dict(type="bool", default=True),
             all_attachments=dict(type="bool", default=False),
-            image_format=dict(type="str", choices=["auto", "raw", "qcow2", "vmdk", "vhdx"], default="auto"),
+            image_format=dict(type="str", choices=list(formats.FORMATS), default="auto"),
         ),
         supports_check_mode=True,
     )

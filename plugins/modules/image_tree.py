@@ -302,21 +302,16 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
+from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, source as mount_source
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import root as tree_root, state as tree_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
 MOUNT_SPEC = dict(
     path=dict(type="str", required=True),
-    partition=dict(type="int"),
-    partlabel=dict(type="str"),
-    partuuid=dict(type="str"),
-    label=dict(type="str"),
-    uuid=dict(type="str"),
-    parttype=dict(type="str"),
     fstype=dict(type="str"),
     opts=dict(type="str"),
     read_only=dict(type="bool", default=False),
+    **mount_source.SELECTOR_SPEC
 )
 
 

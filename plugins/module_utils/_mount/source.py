@@ -24,7 +24,11 @@ from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskI
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import extent_of, file_extent
 from ansible_collections.diskimage.loop.plugins.module_utils.sizes import format_size
 
-SELECTORS = ("partition", "partlabel", "partuuid", "label", "uuid", "parttype")
+# The ways to name one filesystem of an image, as module options (image_mount,
+# image_tree's and image_files' mounts); at most one is given.
+SELECTOR_SPEC = dict(partition=dict(type="int"), partlabel=dict(type="str"), partuuid=dict(type="str"),
+                     label=dict(type="str"), uuid=dict(type="str"), parttype=dict(type="str"))
+SELECTORS = tuple(SELECTOR_SPEC)
 ISO_MAGIC_OFFSET = 32769  # "CD001" of the first volume descriptor at 32 KiB
 ISO_MAGIC = b"CD001"
 

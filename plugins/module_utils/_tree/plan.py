@@ -17,9 +17,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import SELECTORS
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
-
-SELECTORS = ("partition", "partlabel", "partuuid", "label", "uuid", "parttype")
 
 # (kind, partition type alias pattern, mount point), in systemd-dissect's order.
 # The ESP's place is decided once the root is mounted (see place_esp).
