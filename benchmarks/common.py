@@ -29,18 +29,8 @@ MIB = 1 << 20
 # The seed's worked example, as the VM tier and the image_build role test use it:
 # three primaries, an extended partition (4), and logical partitions 5-8 in it.
 SEED_IMAGE_SIZE = 80 * MIB
-SEED_SFDISK = """label: dos
-unit: sectors
-
-start=2048, size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=5
-size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=83
-"""
+with open(os.path.join(ROOT, "tests", "data", "seed.sfdisk")) as _handle:
+    SEED_SFDISK = _handle.read()
 SEED_PARTITIONS = 8
 SEED_DATA_PARTITIONS = (1, 2, 3, 5, 6, 7, 8)
 

@@ -27,19 +27,7 @@ teardown() {
 trap teardown EXIT
 
 truncate -s 80M "$image"
-sfdisk --quiet "$image" <<'EOF'
-label: dos
-unit: sectors
-
-start=2048, size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=5
-size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=83
-EOF
+sfdisk --quiet "$image" <"$(dirname "$0")/../tests/data/seed.sfdisk"
 
 device=$(losetup -P -f --show "$image")
 partx -a "$device"

@@ -17,19 +17,10 @@ SECTOR = 512
 MIB = 1024 * 1024
 
 # The seed's worked example: three primaries, an extended partition, and logical
-# partitions p5-p8 inside it (sfdisk leaves a 1 MiB gap for each EBR).
-SEED_LAYOUT = """label: dos
-unit: sectors
-
-start=2048, size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=5
-size=16384, type=83
-size=16384, type=83
-size=16384, type=83
-size=, type=83
-"""
+# partitions p5-p8 inside it (sfdisk leaves a 1 MiB gap for each EBR), as an sfdisk script.
+SEED_SFDISK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "seed.sfdisk")
+with open(SEED_SFDISK) as _handle:
+    SEED_LAYOUT = _handle.read()
 SEED_IMAGE_SIZE = 80 * MIB
 
 
