@@ -182,7 +182,7 @@ def _resize_virtual(path, size, check_mode, result):
 def _through_nbd(req, fmt, size, check_mode, result):
     """A qcow2 (or other non-raw) image: resized, connected, grown and written
     through its nbd device, disconnected; the file changes."""
-    with connect_settled(check_mode):
+    with connect_settled(check_mode=check_mode):
         served.refuse_served(req.src)  # after the reaping: a killed run's device is gone now
     resized = _resize_virtual(req.src, size, check_mode, result)
     with served.Served(req.src, fmt, read_only=check_mode) as connection:
