@@ -170,8 +170,10 @@ def _grow(path, size, check_mode, result):
 
 def _resize_virtual(path, size, check_mode, result):
     """A qcow2 image shows ``size`` bytes (its virtual size); True when it grows."""
+    if size is None:
+        return False
     _fmt, current = image_size.disk_size(path)
-    if size is None or current >= size:
+    if current >= size:
         return False
     result["actions"].append("resize the qcow2 image %s from %d to %d bytes" % (path, current, size))
     if not check_mode:

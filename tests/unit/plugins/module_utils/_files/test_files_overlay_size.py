@@ -85,5 +85,5 @@ def test_an_overlay_of_the_golden_image_is_kept(tmp_path):
     assert kept == result()
     again = result()
     assert job._overlay_step(request(tmp_path, golden, force_copy=True), 96 * MiB, True, again) is False
-    assert again["actions"] == ["make %s a qcow2 overlay of %s of %d bytes" % (tmp_path / "web1.qcow2", golden,
-                                                                                96 * MiB)]
+    made = "make %s a qcow2 overlay of %s of %d bytes" % (tmp_path / "web1.qcow2", golden, 96 * MiB)
+    assert again["actions"] == [made]
