@@ -15,10 +15,8 @@ it down. Each run is a forked child, as a module run is a process of its own
 
 import json
 import os
-import re
 import shutil
 import signal
-import sys
 import time
 
 import pytest
@@ -183,42 +181,3 @@ def test_overlays_per_host_written_grown_and_killed(tmp_path, golden):
     check_clean(web1)
     assert sha256(golden) == before
 
-
-PLAY = """
-- name: One overlay per host
-  hosts: fleet
-  gather_facts: false
-  roles:
-    - role: diskimage.loop.image_personalize
-      image_personalize_golden: %(golden)s
-      image_personalize_output_dir: %(out)s
-      image_personalize_overlay: true
-      image_personalize_root: {partition: 8}
-"""
-
-
-def test_the_role_makes_an_overlay_per_host(tmp_path, golden):
-    """ansible-playbook with image_personalize over two hosts, four forks, in the guest."""
-    collections = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                               ".cache", "collections")
-    if not os.path.isdir(collections):
-        pytest.skip("the collection path of scripts/lib/setup.sh is missing")
-    home = tmp_path / "home"
-    home.mkdir()
-    (tmp_path / "inventory.ini").write_text(
-        "localhost ansible_connection=local ansible_python_interpreter=%s\n[fleet]\ndb1\ndb2\n" % sys.executable)
-    out = str(tmp_path / "out")
-    (tmp_path / "play.yml").write_text(PLAY % {"golden": golden, "out": out})
-    env = dict(os.environ, HOME=str(home), ANSIBLE_REMOTE_TMP=str(home / "remote"), ANSIBLE_LOCAL_TEMP=str(home),
-               ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
-    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    done = run(playbook, "-i", str(tmp_path / "inventory.ini"), "--forks", "4", str(tmp_path / "play.yml"), env=env,
-               check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    for host in ("db1", "db2"):
-        assert re.search(r"^%s\s+: ok=\d+\s+changed=1\s+unreachable=0\s+failed=0" % host, done.stdout, re.M), done.stdout
-    for host in ("db1", "db2"):
-        image = os.path.join(out, host + ".qcow2")
-        info = json.loads(run("qemu-img", "info", "--output=json", image).stdout)
-        assert info["backing-filename"] == golden and info["virtual-size"] == 80 * MIB
-    assert not connected() and not servers()

@@ -272,7 +272,8 @@ def verify(number, pids, ident, read_only, size=None):
     one of the servers ``pids`` it started, serving the image ``ident``, of
     ``size`` bytes."""
     device = nbd.device_path(number)
-    wait_until(lambda: nbd.task_of(number) is not None, READY_WAIT)
+    # the kernel shows the task in NBD_DO_IT a moment before the device's size
+    wait_until(lambda: nbd.task_of(number) is not None and nbd.size_bytes(number), READY_WAIT)
     current = server.connection(number)
     if current is None or current.pid not in pids or current.identity != ident:
         raise DiskImageError("%s is not served by the qemu-nbd this run started (pid %s) with the image; found %r"
