@@ -47,18 +47,31 @@ def disk_size(path):
 
 def wanted(size, images):
     """``size`` in bytes, checked against ``images`` (paths the per-host image
-    is or is made from): smaller than one of them, or not whole sectors, is
-    refused before anything changes. None when ``size`` is None."""
+    is or is made from): smaller than one of them, not whole sectors, or a
+    raw image without a partition table, is refused before anything
+    changes. None when ``size`` is None."""
     if size is None:
         return None
     value = parse_size(size, "size")
     for path in images:
-        _fmt, current = disk_size(path)
+        fmt, current = disk_size(path)
         try:
             grow.check_disk_size(current, value, SECTOR)
         except grow.GrowthRefused as exc:
             raise DiskImageError("%s: %s" % (path, exc.message), hint=exc.hint)
+        if fmt == formats.RAW:
+            _table(ImageSource(path))  # a qcow2 image's table is read through its nbd device, later
     return value
+
+
+def _table(source):
+    table = read_source_table(source)
+    if table is None:
+        raise DiskImageError("%s has no partition table: size grows the partition that ends last, and the "
+                             "filesystem in it" % source.path,
+                             hint="Drop size (grow a filesystem image with truncate and resize2fs), or give an "
+                                  "image with a partition table")
+    return table
 
 
 class SizePlan(Plan):
@@ -77,12 +90,7 @@ def plan(path, size):
     to ``size`` bytes (a block device has its size already), or None when
     nothing needs doing."""
     source = ImageSource(path)
-    table = read_source_table(source)
-    if table is None:
-        raise DiskImageError("%s has no partition table: size grows the partition that ends last, and the "
-                             "filesystem in it" % path,
-                             hint="Drop size (grow a filesystem image with truncate and resize2fs), or give an "
-                                  "image with a partition table")
+    table = _table(source)
     target = source.size if source.is_block else size
     found = growth.plan_growth(source, table, target, grow.fill_disk(table, target), relocate=True,
                                fill_last=True, grow_filesystem=True)

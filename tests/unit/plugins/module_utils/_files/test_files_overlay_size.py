@@ -6,6 +6,7 @@ import struct
 import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._files import image_size, job
+from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import write_layout
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 MiB = 1024 * 1024
@@ -18,9 +19,12 @@ def qcow2(path, size, backing=None):
     return str(path)
 
 
-def raw(path, size):
+def raw(path, size, table=False):
     with open(str(path), "wb") as handle:
         handle.truncate(size)
+    if table:
+        with open(str(path), "r+b") as handle:
+            write_layout(handle, {"label": "gpt", "partitions": [{"size": "rest"}]}, size)
     return str(path)
 
 
@@ -34,7 +38,7 @@ def test_disk_size_is_the_file_or_the_virtual_size(tmp_path):
 
 
 def test_a_size_smaller_than_an_image_is_refused(tmp_path):
-    golden = raw(tmp_path / "golden.img", 64 * MiB)
+    golden = raw(tmp_path / "golden.img", 64 * MiB, table=True)
     host = qcow2(tmp_path / "host.qcow2", 96 * MiB)
     assert image_size.wanted(None, [golden]) is None
     assert image_size.wanted("96MiB", [golden, host]) == 96 * MiB
@@ -46,6 +50,8 @@ def test_a_size_smaller_than_an_image_is_refused(tmp_path):
         image_size.wanted(96 * MiB + 1, [golden])
     with pytest.raises(DiskImageError, match="size"):
         image_size.wanted("lots", [golden])
+    with pytest.raises(DiskImageError, match="bare.img has no partition table"):
+        image_size.wanted("96MiB", [raw(tmp_path / "bare.img", 64 * MiB)])
 
 
 def test_an_overlay_needs_its_golden_image():
