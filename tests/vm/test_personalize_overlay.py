@@ -180,4 +180,3 @@ def test_overlays_per_host_written_grown_and_killed(tmp_path, golden):
     wait_for(lambda: not connected() and not servers(), timeout=10, what="the killed run's device to go")
     check_clean(web1)
     assert sha256(golden) == before
-
