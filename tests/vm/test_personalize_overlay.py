@@ -37,7 +37,7 @@ def files(host):
             {"path": "/etc/motd", "state": "line", "line": "welcome to %s" % host}]
 
 
-def forked(request, pause=False):
+def forked(request, pause=False, check_mode=False):
     """image_files' run() in a child process: (pid, pipe); the child writes its
     result, or with ``pause`` says when the tree is mounted and waits to be killed."""
     read_fd, write_fd = os.pipe()
@@ -52,7 +52,7 @@ def forked(request, pause=False):
                     signal.pause()
                 tree_files.run = paused
             try:
-                result, _warnings = job.run(job.Request(**request))
+                result, _warnings = job.run(job.Request(**request), check_mode)
             except Exception as exc:  # the parent asserts on the message
                 result = {"failed": True, "msg": str(exc)}
             os.write(write_fd, json.dumps(result).encode() + b"\n")
@@ -64,8 +64,8 @@ def forked(request, pause=False):
     return pid, os.fdopen(read_fd)
 
 
-def run_files(**request):
-    pid, pipe = forked(request)
+def run_files(check_mode=False, **request):
+    pid, pipe = forked(request, check_mode=check_mode)
     with pipe:
         line = pipe.readline()
     os.waitpid(pid, 0)
@@ -142,6 +142,12 @@ def test_overlays_per_host_written_grown_and_killed(tmp_path, golden):
     # web1 again: nothing to do, which it can only tell by reading the files back through NBD
     again = run_files(src=web1, copy_from=golden, overlay=True, mounts=ROOT, files=files("web1"))
     assert again["changed"] is False and again["copied"] is False, again
+    # check mode: a read-only connection, a change reported, the overlay left as it was
+    overlay_before = sha256(web1)
+    checked = run_files(check_mode=True, src=web1, copy_from=golden, overlay=True, mounts=ROOT, files=files("web9"))
+    assert checked["changed"] is True and checked["nbd_device"].startswith("/dev/nbd"), checked
+    assert [f["changed"] for f in checked["files"]] == [True, True]
+    assert sha256(web1) == overlay_before and not connected()
 
     # web2 read with other tools: a raw conversion, sfdisk, e2fsck, debugfs
     raw = str(tmp_path / "web2.raw")
