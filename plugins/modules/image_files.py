@@ -34,7 +34,14 @@ description:
     resolved as a chroot into the image would resolve them, so an absolute link in the image never
     leads a write to the build host.
   - An image that is attached to a loop device already (mounted by M(diskimage.loop.image_mount),
-    for instance) is refused, since one filesystem must not be mounted through two devices at once.
+    for instance), or connected to an nbd device, is refused, since one filesystem must not be mounted
+    through two devices at once.
+  - With O(overlay), the image made from O(copy_from) is a qcow2 overlay backed by the golden image
+    instead of a copy - made in milliseconds whatever the golden image's size; reads fall through to
+    the golden image, and what is written stays in the overlay. See O(overlay).
+  - An image that is not raw (an overlay, any qcow2 O(src), also VMDK and VHDX) is written through
+    the kernel's network block device - see O(overlay) for how, and what a killed run leaves.
+  - With O(size), the image is grown to that size after it is made - see O(size).
   - Used by the C(diskimage.loop.image_personalize) role, one call per host.
 author:
   - diskimage.loop contributors (@diskimage)
@@ -58,9 +65,44 @@ options:
       - Without it, O(src) must exist.
     type: path
   force_copy:
-    description: Copy O(copy_from) again over an existing O(src), losing what was written to it.
+    description:
+      - Copy O(copy_from) again over an existing O(src) (with O(overlay), make a new overlay in its
+        place), losing what was written to it.
     type: bool
     default: false
+  overlay:
+    description:
+      - Make a missing O(src) a qcow2 overlay backed by O(copy_from) (a raw or qcow2 golden image,
+        recorded by its absolute path and its format), as C(qemu-img create -f qcow2 -b GOLDEN -F FORMAT)
+        would, under a temporary name renamed into place. Needs O(copy_from) and C(qemu-img) and
+        C(qemu-nbd) (package C(qemu-utils)) on the target, and a kernel with the C(nbd) module.
+      - An existing overlay of O(copy_from) is kept (O(force_copy) makes a new one); another file at
+        O(src) - a raw copy, or an overlay of another golden image - is refused, unless O(force_copy).
+      - The golden image must not change while overlays use it. The task writes only to the overlay.
+      - The files are written through C(/dev/nbdN) - a free device chosen and connected with
+        C(qemu-nbd) under the collection's allocation lock and verified, as for M(diskimage.loop.image_mount)
+        - with a loop device over it for the tree, in the module's own mount namespace, and the device
+        is disconnected when the task ends. The connection's record under C(/run/diskimage-loop/nbd)
+        names the module's process (its pid and start time) as its holder. If the module is killed, its
+        mounts and the loop device go with its mount namespace, and the next run of a module of this
+        collection that connects an nbd device (this one's rerun first) disconnects the device whose
+        holder is gone, before it picks one.
+      - In check mode, a missing overlay is reported as to be made; an existing one is connected read-only.
+    type: bool
+    default: false
+  size:
+    description:
+      - The size, in bytes or with a unit (C(8GiB), C(2048s) - the grammar of M(diskimage.loop.image_partitions)),
+        the image must have. After it is made (or found), a smaller image grows - a raw file is extended
+        (sparse); a qcow2 image gets this virtual size (a new overlay is made with it, an existing
+        qcow2 image is resized as with C(qemu-img resize)) - then the GPT backup header moves to the new
+        end, the partition that ends last grows to fill the disk (ending on a 1 MiB boundary, a last logical
+        partition with its extended partition) and its ext2/3/4, xfs or btrfs filesystem with it, as
+        M(diskimage.loop.image_partitions) grows an image (see its O(diskimage.loop.image_partitions#module:size)).
+      - A size smaller than the golden image, or than an existing image (unless O(force_copy)), is refused
+        and nothing is changed. An image of this size already changes nothing.
+      - Only images with a partition table grow; only raw and qcow2 images.
+    type: raw
   mounts:
     description:
       - The filesystems to mount, each at its C(path) in the tree, one of which must be C(/). Empty
@@ -188,6 +230,16 @@ EXAMPLES = r"""
       - {path: /etc/motd, content: "{{ lookup('ansible.builtin.template', 'motd.j2') }}"}
   delegate_to: imagebuilder
 
+- name: The image of this host as a 16 GiB qcow2 overlay on the golden image, its root grown to fill it
+  diskimage.loop.image_files:
+    src: /srv/images/fleet/{{ inventory_hostname }}.qcow2
+    copy_from: /srv/images/golden.img
+    overlay: true
+    size: 16GiB
+    files:
+      - {path: /etc/hostname, content: "{{ inventory_hostname }}\n"}
+  delegate_to: imagebuilder
+
 - name: Remove a file from a dos image whose root is partition 1
   diskimage.loop.image_files:
     src: /srv/images/appliance.img
@@ -209,10 +261,47 @@ copied:
   type: bool
   sample: true
 copy_method:
-  description: How the copy was made - C(reflink) (extents shared with the golden image) or C(sparse).
-  returned: when the image was copied
+  description:
+    - How the image was made - C(reflink) (a copy sharing extents with the golden image), C(sparse)
+      (a copy), or C(overlay) (a qcow2 overlay backed by the golden image).
+  returned: when the image was copied, or its overlay made
   type: str
   sample: sparse
+image_format:
+  description: The format of the image - C(raw), C(qcow2), C(vmdk) or C(vhdx); null when it does not exist (check mode).
+  returned: always
+  type: str
+  sample: qcow2
+nbd_device:
+  description: The nbd device that served the image while it was grown and written (disconnected since); null for a raw image.
+  returned: always
+  type: str
+  sample: /dev/nbd0
+growth:
+  description: What O(size) grew (would grow in check mode), as M(diskimage.loop.image_partitions) reports it; null when nothing grew.
+  returned: always
+  type: dict
+  contains:
+    size_before:
+      description: The image's size before, in bytes.
+      type: int
+    size_after:
+      description: The image's size after, in bytes.
+      type: int
+    backup_gpt_moved:
+      description: Whether the GPT backup header moved to the new end.
+      type: bool
+    partitions:
+      description: The partitions that grew - C(number), C(size_before), C(size_after).
+      type: list
+      elements: dict
+    filesystems:
+      description: The filesystems that grew - C(number), C(type), C(size_before), C(size_after).
+      type: list
+      elements: dict
+  sample: {size_before: 1073741824, size_after: 4294967296, backup_gpt_moved: true,
+           partitions: [{number: 2, size_before: 805306368, size_after: 4026531840}],
+           filesystems: [{number: 2, type: ext4, size_before: 805306368, size_after: 4026531840}]}
 files:
   description: Each entry of O(files), as it was found and handled.
   returned: always
@@ -240,7 +329,9 @@ mounts:
   elements: dict
   sample: [{path: /, device: /dev/loop3p2, fstype: ext4}, {path: /home, device: /dev/loop3p3, fstype: ext4}]
 loop_device:
-  description: The loop device the image was attached to while the files were written; released since.
+  description:
+    - The loop device the image (or the nbd device that served it) was attached to while the files were
+      written; released since.
   returned: always
   type: str
   sample: /dev/loop3
@@ -267,6 +358,8 @@ def main():
             src=dict(type="path", required=True),
             copy_from=dict(type="path"),
             force_copy=dict(type="bool", default=False),
+            overlay=dict(type="bool", default=False),
+            size=dict(type="raw"),
             mounts=dict(type="list", elements="dict", default=[], options=mount_options),
             auto_exclude=dict(type="list", elements="str", default=[]),
             esp_path=dict(type="str", default=""),
@@ -288,7 +381,7 @@ def main():
     try:
         request = job.Request(p["src"], p["files"], p["copy_from"], p["force_copy"],
                               [dict((k, v) for k, v in m.items() if v not in (None, False)) for m in p["mounts"]],
-                              p["auto_exclude"], p["esp_path"])
+                              p["auto_exclude"], p["esp_path"], overlay=p["overlay"], size=p["size"])
         result, warnings = job.run(request, module.check_mode)
     except DiskImageError as exc:
         module.fail_json(**exc.to_result())

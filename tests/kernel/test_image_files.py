@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from .test_safety import COLLECTIONS_ROOT, run_module
-from .test_tree_holder import host_mount_points, make_image, wait_released
+from .test_tree_holder import MiB, host_mount_points, make_image, wait_released
 
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 
@@ -135,3 +135,49 @@ def test_bad_input_changes_nothing(workdir):
     assert not loopdev.find_associated(str(image)) and not loopdev.find_associated(golden)
     declared = run_module("image_files", src=golden, mounts=[{"path": "/var", "partition": 2}], files=FILES)
     assert declared["rc"] == 1 and "have no root (path /)" in declared["msg"], declared
+
+
+def _partitions(image):
+    out = subprocess.run(["sfdisk", "--json", image], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)["partitiontable"]
+
+
+def test_a_per_host_size_grows_the_copy_its_last_partition_and_filesystem(workdir):
+    golden = make_image(workdir)
+    golden_bytes = open(golden, "rb").read()
+    image = str(workdir / "web1.img")
+
+    checked = run_module("image_files", check_mode=True, src=image, copy_from=golden, size="80MiB", files=FILES[:1])
+    assert checked["rc"] == 0 and checked["changed"] is True and not os.path.exists(image), checked
+
+    first = run_module("image_files", src=image, copy_from=golden, size="80MiB", files=FILES[:1])
+    assert first["rc"] == 0 and first["copied"] is True and first["image_format"] == "raw", first
+    assert first["growth"]["size_before"] == 52 * MiB and first["growth"]["size_after"] == 80 * MiB
+    assert first["growth"]["backup_gpt_moved"] is True
+    # the last partition ends on the last 1 MiB boundary before the backup GPT, as sfdisk's rest would
+    assert first["growth"]["partitions"] == [{"number": 2, "size_before": 16 * MiB, "size_after": 46 * MiB}]
+    assert os.stat(image).st_size == 80 * MiB
+    table = _partitions(image)
+    assert table["lastlba"] == 80 * MiB // 512 - 34
+    assert [(p["start"], p["size"]) for p in table["partitions"]] == [(2048, 65536), (67584, 46 * MiB // 512)]
+    verify = subprocess.run(["sfdisk", "--verify", image], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0 and "No errors detected" in verify.stdout, verify.stdout + verify.stderr
+    var = workdir / "var.part"
+    subprocess.run(["dd", "if=%s" % image, "of=%s" % var, "bs=1M", "skip=33", "count=46", "status=none"], check=True)
+    fsck = subprocess.run(["e2fsck", "-fn", str(var)], capture_output=True, text=True, check=False)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    header = dict(line.split(":", 1) for line in subprocess.run(
+        ["dumpe2fs", "-h", str(var)], capture_output=True, text=True, check=True).stdout.splitlines() if ":" in line)
+    assert int(header["Block count"]) * int(header["Block size"]) == 46 * MiB
+    assert read_back(image, 1, 32, "/etc/hostname", workdir) == "web1\n"
+    assert read_back(image, 33, 46, "/lib/mark", workdir) == "var\n"
+    assert open(golden, "rb").read() == golden_bytes
+
+    again = run_module("image_files", src=image, copy_from=golden, size="80MiB", files=FILES[:1])
+    assert again["rc"] == 0 and again["changed"] is False and again["growth"] is None, again
+
+    for size, path in (("60MiB", image), ("40MiB", str(workdir / "web2.img"))):  # smaller than the image, the golden one
+        refused = run_module("image_files", src=path, copy_from=golden, size=size, files=FILES[:1])
+        assert refused["rc"] == 1 and "shrinking an image is not supported" in refused["msg"], refused
+    assert os.stat(image).st_size == 80 * MiB and not os.path.exists(str(workdir / "web2.img"))
+    assert wait_released(image) == []

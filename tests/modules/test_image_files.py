@@ -82,3 +82,21 @@ def test_bad_input_fails_with_the_fix(modules, workspace):
     missing = modules("image_files", src=str(workspace / "none.img"), files=FILES)
     assert missing["failed"] is True and "Give copy_from" in missing["msg"]
     assert attached(workspace) == [] and mounts_below(workspace) == []
+
+
+def test_a_size_or_overlay_that_cannot_be_is_refused_with_nothing_changed(modules, workspace):
+    golden = golden_fs(workspace)
+    image = str(workspace / "web1.img")
+
+    smaller = modules("image_files", src=image, copy_from=golden, size="8MiB", files=FILES)
+    assert smaller["failed"] is True and "shrinking an image is not supported" in smaller["msg"]
+    assert not os.path.exists(image)
+
+    # a filesystem image has no partition to grow: refused before the copy
+    whole = modules("image_files", src=image, copy_from=golden, size="32MiB", files=FILES)
+    assert whole["failed"] is True and "has no partition table" in whole["msg"]
+    assert not os.path.exists(image)
+
+    lonely = modules("image_files", src=str(workspace / "web2.qcow2"), overlay=True, files=FILES)
+    assert lonely["failed"] is True and "overlay needs copy_from" in lonely["msg"]
+    assert attached(workspace) == [] and mounts_below(workspace) == []

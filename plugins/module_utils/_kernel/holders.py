@@ -193,6 +193,15 @@ def parent_of(pid, proc=PROC):
     return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
 
 
+def start_time(pid, proc=PROC):
+    """When ``pid`` started (field 22 of /proc/PID/stat, clock ticks after
+    boot), or None when there is no such process: with the pid it names one
+    process, never a later one that got the same pid."""
+    stat = _read_small(os.path.join(proc, str(pid), "stat"))
+    fields = stat[stat.rfind(")") + 1:].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
 def ancestors(pid, proc=PROC):
     """``pid``'s parent, its parent's parent, ... up to PID 1 (or what this PID namespace shows)."""
     found = []

@@ -18,7 +18,12 @@ The discipline of the loop core, for NBD:
   point leaves a record naming the server, which a rerun recognises (it still
   serves the image: reused or disconnected) or cleans up (a server that never
   got its device is stopped);
-* every failure after qemu-nbd started disconnects and stops what it started.
+* every failure after qemu-nbd started disconnects and stops what it started;
+* a connection made for one process only (``holder``: its pid and start
+  time, see ``holder_of``) is taken down by the next ``reap`` once that
+  process is gone and nothing uses the device: a module that mounts the
+  image in a mount namespace of its own (image_files) leaves no mount when it
+  is killed, so its device is unused and nobody else would disconnect it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,10 +38,11 @@ import signal
 import subprocess
 import tempfile
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.flock import Key, Locks
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import ownership
+from ansible_collections.diskimage.loop.plugins.module_utils._loop import query as loop_query
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import server
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
@@ -50,6 +56,10 @@ TRIES = 4
 CONNECT_TIMEOUT = 60.0
 READY_WAIT = 60.0
 EXIT_WAIT = 10.0
+# How long a dead holder's device may take to become unused: the kernel drops
+# the mounts of its namespace and clears the autoclear loop devices over it
+# after the process is gone, not at the instant it dies.
+UNUSED_WAIT = 5.0
 BUSY_SIGNS = ("Failed to set NBD socket", "Device or resource busy")
 SEARCH_PATH = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin")
 
@@ -121,6 +131,39 @@ def records(run_dir=RECORD_DIR):
     return found
 
 
+# --- holders ---------------------------------------------------------------------
+
+def _start_time(pid, proc):
+    # imported here: a module that only reads (image_mount's look) does not compile it
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders
+    return holders.start_time(pid, proc)
+
+
+def holder_of(pid=None, proc=nbd.PROC):
+    """The holder record of process ``pid`` (this one by default): {pid, start}."""
+    pid = pid or os.getpid()
+    return {"pid": pid, "start": _start_time(pid, proc)}
+
+
+def holder_alive(holder, proc=nbd.PROC):
+    """Is the process a record's ``holder`` names still there? A record
+    without a holder belongs to no process (image_partitions, image_mount):
+    always alive."""
+    if not holder:
+        return True
+    start = _start_time(holder.get("pid"), proc)
+    return start is not None and start == holder.get("start")
+
+
+def in_use(number):
+    """Why /dev/nbdN cannot be disconnected: mounts, holders, loop devices over it."""
+    device = nbd.device_path(number)
+    reasons = blockdev.busy_reasons("nbd%d" % number)
+    reasons += ["%s is backed by it" % found.device for found in loop_query.list_attached()
+                if found.backing_file == device]
+    return reasons
+
+
 # --- the server -------------------------------------------------------------------
 
 def qemu_nbd():
@@ -177,9 +220,10 @@ def take_down(number, pid=None, run_dir=RECORD_DIR):
 def reap(run_dir=RECORD_DIR):
     """Clean up after runs killed while they connected: called under ``LOCK``,
     so no record belongs to a connect in progress. A record whose server
-    serves its device stays; a server that never got its device (its run
-    killed between starting it and verifying) is given the time a connect
-    takes, then stopped; the record goes with it."""
+    serves its device stays, unless its holder process is gone and nothing
+    uses the device any more (then it is taken down); a server that never got
+    its device (its run killed between starting it and verifying) is given
+    the time a connect takes, then stopped; the record goes with it."""
     for number, record in sorted(records(run_dir).items()):
         if record["pids"]:
             # read again at every look: the server that connects may be the
@@ -189,6 +233,9 @@ def reap(run_dir=RECORD_DIR):
 
             wait_until(lambda: _serves(number, started()) or not started(), READY_WAIT)
             if _serves(number, started()):
+                if holder_alive(record.get("holder")) or not wait_until(lambda: not in_use(number), UNUSED_WAIT):
+                    continue  # its holder runs, or something else uses it now: not ours to take down
+                take_down(number, server.connection(number).pid, run_dir)
                 continue
             for pid in started():
                 stop_server(pid, number)
@@ -225,7 +272,8 @@ def verify(number, pids, ident, read_only, size=None):
     one of the servers ``pids`` it started, serving the image ``ident``, of
     ``size`` bytes."""
     device = nbd.device_path(number)
-    wait_until(lambda: nbd.task_of(number) is not None, READY_WAIT)
+    # the kernel shows the task in NBD_DO_IT a moment before the device's size
+    wait_until(lambda: nbd.task_of(number) is not None and nbd.size_bytes(number), READY_WAIT)
     current = server.connection(number)
     if current is None or current.pid not in pids or current.identity != ident:
         raise DiskImageError("%s is not served by the qemu-nbd this run started (pid %s) with the image; found %r"
@@ -241,10 +289,12 @@ def verify(number, pids, ident, read_only, size=None):
     return current
 
 
-def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR):
+def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR, holder=None):
     """Connect the image ``path`` (format ``fmt``) to a free /dev/nbdN; the
     verified server.Connection. Nothing is left connected when it fails.
-    The caller holds ``settled()``: no other run of ours picks a device meanwhile."""
+    The caller holds ``settled()``: no other run of ours picks a device meanwhile.
+    ``holder`` (``holder_of()``): the process the connection is for, after
+    whose end ``reap`` takes it down."""
     ensure_module()
     binary = qemu_nbd()
     ident = server.identity(path)
@@ -261,7 +311,7 @@ def connect(path, fmt, read_only, owner_name, size=None, run_dir=RECORD_DIR):
         number = free[0]
         tried.append(number)
         _write_record(number, {"owner": owner_name, "image": path, "identity": list(ident), "format": fmt,
-                               "read_only": bool(read_only), "server": binary}, run_dir)
+                               "read_only": bool(read_only), "server": binary, "holder": holder}, run_dir)
         code, message = _run_server(number, path, fmt, read_only, run_dir)
         pids = server.started_with(pid_file(number, run_dir), number)
         if code != 0:

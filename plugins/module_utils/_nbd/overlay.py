@@ -53,8 +53,11 @@ def overlay_state(golden, overlay):
     return "current"
 
 
-def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mode=False):
-    """Make ``overlay`` a qcow2 overlay of ``golden``; True when it was (or would be) made."""
+def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mode=False, size=None, remake=False):
+    """Make ``overlay`` a qcow2 overlay of ``golden``; True when it was (or would be) made.
+    ``size``: its virtual size in bytes (the golden image's when None; the
+    caller refuses a smaller one). ``remake``: a new overlay replaces an
+    existing one of ``golden`` too (what was written to it is lost)."""
     golden = os.path.abspath(golden)
     overlay = os.path.abspath(overlay)
     if not os.path.isfile(golden):
@@ -63,9 +66,9 @@ def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mo
         raise DiskImageError("the overlay %s would be its own backing file" % overlay, hint="Give another path")
     fmt = formats.resolve(golden, backing_format)
     state = overlay_state(golden, overlay)
-    if state == "current":
+    if state == "current" and not remake:
         return False
-    if state != "missing" and not force:
+    if state not in ("missing", "current") and not force:
         raise DiskImageError(state, hint="Remove it, or set force to replace it with a new overlay")
     if check_mode:
         return True
@@ -73,7 +76,8 @@ def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mo
     handle, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(overlay), dir=directory)
     os.close(handle)
     try:
-        proc = subprocess.run([qemu_img(), "create", "-q", "-f", "qcow2", "-b", golden, "-F", fmt, tmp],
+        proc = subprocess.run([qemu_img(), "create", "-q", "-f", "qcow2", "-b", golden, "-F", fmt, tmp]
+                              + ([str(size)] if size is not None else []),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               check=False)
         if proc.returncode != 0:
@@ -87,3 +91,14 @@ def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mo
             pass
         raise
     return True
+
+
+def resize(image, size):
+    """Make the qcow2 image ``image`` ``size`` bytes large (qemu-img resize);
+    the caller has refused a smaller size."""
+    proc = subprocess.run([qemu_img(), "resize", "-q", "-f", "qcow2", image, str(size)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise DiskImageError("qemu-img cannot resize %s to %d bytes: %s" % (
+            image, size, proc.stdout.decode("utf-8", "replace").strip()),
+            hint="Check that nothing else has the image open (a VM, qemu-nbd)")

@@ -23,9 +23,8 @@ __metaclass__ = type
 import os
 import stat
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, nbd, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
-from ansible_collections.diskimage.loop.plugins.module_utils._loop import query as loop_query
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, formats, server
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
@@ -115,13 +114,7 @@ def partitions_backend(path, requested):
     return "partscan" if text and text.isdigit() and int(text) > 1 else requested
 
 
-def in_use(number):
-    """Why /dev/nbdN cannot be disconnected: mounts, holders, loop devices over it."""
-    device = nbd.device_path(number)
-    reasons = blockdev.busy_reasons("nbd%d" % number)
-    reasons += ["%s is backed by it" % found.device for found in loop_query.list_attached()
-                if found.backing_file == device]
-    return reasons
+in_use = connect.in_use  # why /dev/nbdN cannot be disconnected, in words
 
 
 def disconnect(connection, owner):

@@ -96,6 +96,36 @@ def grown_partitions(table, planned):
     return grown
 
 
+def fill_disk(table, disk_size, alignment=1024 * 1024):
+    """{number: sectors} that makes the partition ending last fill a disk of
+    ``disk_size`` bytes, as a layout's last ``rest`` entry would: ending on an
+    ``alignment`` boundary like sfdisk, a last logical partition with the
+    extended partition around it. {} when it fills it already, or nothing
+    can grow (no partition; an extended partition that others follow)."""
+    data = [p for p in table.partitions if p.kind != "extended"]
+    if not data:
+        return {}
+    last = max(data, key=lambda p: p.end_sector)
+    align = max(1, alignment // table.sector_size)
+    grown = {}
+    if last.kind == "logical":
+        extended = [p for p in table.partitions if p.kind == "extended"][0]
+        if not _is_last(extended, table):
+            return {}
+        wanted = _aligned_end(extended, grow_table(table, disk_size), align) - extended.start_sector
+        if wanted > extended.size_sectors:
+            grown[extended.number] = wanted
+    wanted = _aligned_end(last, grow_table(table, disk_size, grown), align) - last.start_sector
+    if wanted > last.size_sectors:
+        grown[last.number] = wanted
+    return grown
+
+
+def _aligned_end(part, table, align):
+    end = _container_end(part, table)
+    return end // align * align if end // align * align > part.start_sector else end
+
+
 def grow_table(table, disk_size, grown=None):
     """A copy of ``table`` on a disk of ``disk_size`` bytes with the partitions
     in ``grown`` ({number: sectors}) resized: ids, names, types and attributes

@@ -185,3 +185,17 @@ def test_growth_keeps_every_start_and_matches_the_layout(label, sizes, old_mib, 
     assert after.warnings == []
     if extra_mib == 0:
         assert grown == {}
+
+
+@pytest.mark.parametrize("layout", [GPT, SEED], ids=["gpt", "dos-logical"])
+def test_fill_disk_grows_what_a_last_rest_entry_would(layout):
+    table = plan_layout(layout, 40 * MiB)
+    for size in (64 * MiB, 64 * MiB + 7 * 512):  # a disk end off the 1 MiB grid: the partition ends on it
+        grown = grow.fill_disk(table, size)
+        assert grown and grown == grow.grown_partitions(table, plan_layout(layout, size))
+        assert grow.fill_disk(grow.grow_table(table, size, grown), size) == {}  # a rerun grows nothing
+    assert grow.fill_disk(table, 40 * MiB) == {}
+
+
+def test_fill_disk_of_a_table_without_partitions_is_nothing():
+    assert grow.fill_disk(plan_layout({"label": "gpt", "partitions": []}, 16 * MiB), 40 * MiB) == {}
