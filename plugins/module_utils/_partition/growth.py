@@ -253,24 +253,17 @@ def _resize_kernel_partitions(growth):
 
 def _remap_grown(growth):
     """Device-mapper maps (kpartx's or the dm backend's) of a grown partition
-    still end at the old size: take each down and map it again with the new
-    table. Nothing of the image is in use (refused before planning)."""
+    still end at the old size: load the new table into each (``kpartx -u``),
+    so it keeps its name and number. Nothing of the image is in use (refused
+    before planning), and the loop devices below already have their new
+    capacity, or the kernel would refuse the longer table."""
     if not devmapper.available():
         return
     partitions = kpartx_compat.partitions_from_table(growth.new)
     with devmapper.DeviceMapper() as dm:
         for attached in growth.attachments():
-            if attached.offset or attached.sizelimit:
-                continue
-            parent = kpartx_compat.describe_parent(attached.device)
-            existing = kpartx_compat.find_partition_maps(dm, parent)
-            wanted = dict((spec.name, spec) for spec in kpartx_compat.plan_maps(parent, partitions,
-                                                                                attached.read_only))
-            stale = [found for found in existing if found.name in wanted and found.targets != wanted[found.name].targets]
-            for found in stale:
-                dm.remove(found.name)
-            if stale:
-                kpartx_compat.add_partition_maps(dm, parent, partitions, attached.read_only)
+            if not (attached.offset or attached.sizelimit):
+                kpartx_compat.reload_partition_maps(dm, kpartx_compat.describe_parent(attached.device), partitions)
 
 
 def _grow_filesystem(growth, entry):

@@ -193,7 +193,7 @@ def fake_system(monkeypatch, tmp_path):
     monkeypatch.setattr(partitions_state.blkpg, "kernel_partitions",
                         lambda disk: dict((n, _FakePart(disk, n)) for n in parts[disk]))
     monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
-                        lambda name, dev_path=None: ["mounted at /mnt"] if name in busy else [])
+                        lambda name, dev_path=None, **_kw: ["mounted at /mnt"] if name in busy else [])
     return str(image), busy
 
 
@@ -244,7 +244,7 @@ def blank(monkeypatch, tmp_path):
     monkeypatch.setattr(partitions_state.loopdev, "find_associated",
                         lambda path, offset=None: [s for s in attached if offset is None or s.offset == offset])
     monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
-                        lambda name, dev_path=None: busy.get(name, []))
+                        lambda name, dev_path=None, **_kw: busy.get(name, []))
     return str(image), attached, busy
 
 
