@@ -247,10 +247,12 @@ notes:
     data (sparse), refreshes the capacity of the loop devices attached to it (C(LOOP_SET_CAPACITY)),
     rewrites the table with the GPT backup header at the new end, grows the last partition (on dos
     also the extended partition around a last logical one), resizes the partition devices of those
-    loop devices (BLKPG) and grows the filesystem (O(grow_filesystem)). Only the partition that
-    nothing follows can grow; a layout that shrinks a partition or moves one is refused with
-    nothing changed (O(force) replaces the table instead, losing data). Nothing of the image may be
-    mounted or in use. A run killed part-way leaves a state the next run finishes.
+    loop devices (BLKPG), loads the new table into the device-mapper map of the grown partition
+    (as C(kpartx -u): the map keeps its name and number) and grows the filesystem
+    (O(grow_filesystem)). Only the partition that nothing follows can grow; a layout that shrinks a
+    partition or moves one is refused with nothing changed (O(force) replaces the table instead,
+    losing data). Nothing of the image may be mounted or in use (its own partition maps may exist,
+    unused). A run killed part-way leaves a state the next run finishes.
   - A run killed while mkfs runs leaves no loop device behind (the kernel releases the private device
     when the process dies), but may leave a partial filesystem; a partition that then holds no
     signature, or one that is not the declared filesystem, is formatted again by a rerun (the second

@@ -11,7 +11,8 @@
    it, the grown partitions (dos: the MBR entry or EBR of the grown one);
    an old backup header left in what is now free space is erased;
 4. resize the kernel partition devices of those loop devices (BLKPG), and
-   map a grown partition's device-mapper map again (as ``kpartx -u``);
+   load the new table into a grown partition's device-mapper maps (as
+   ``kpartx -u``);
 5. grow the filesystem of each grown partition, on a private loop device;
 6. drop the attached devices' caches, which still hold the old superblock.
 

@@ -10,6 +10,8 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel.blkpg impor
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.devmapper import Target
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.state import _layout_differences, layout_specs
@@ -299,3 +301,22 @@ def test_size_that_cannot_be_read_is_a_clear_error(blank, monkeypatch):
     monkeypatch.setattr(partitions_state.blockdev, "file_size", denied)
     with pytest.raises(DiskImageError, match="cannot open .* to read its size: Operation not permitted.*Run as root"):
         partitions_state.plan_present(image)
+
+
+# --- state: present, a map whose partition changed ----------------------------------
+
+def _stale(old, new):
+    found = kpartx_compat.FoundMap(8, "loop0p8", "part8-devnode_7:0_Wh5pYvM", 253, 7, [old])
+    return [(found, kpartx_compat.MapSpec(8, "loop0p8", found.uuid, [new], False))]
+
+
+def test_a_used_map_may_grow_but_not_move_or_shrink(monkeypatch):
+    monkeypatch.setattr(partitions_state, "_map_users", lambda found: ["mounted at /mnt"])
+    old = Target(0, 4096, "linear", "7:0 2048")
+    partitions_state._refuse_moving_used_maps(_stale(old, old._replace(length=8192)))
+    for new in (old._replace(length=2048), old._replace(params="7:0 4096")):
+        with pytest.raises(DiskImageError, match="loop0p8 is in use \\(mounted at /mnt\\), and the partition table "
+                                                 "moves or shrinks it"):
+            partitions_state._refuse_moving_used_maps(_stale(old, new))
+    monkeypatch.setattr(partitions_state, "_map_users", lambda found: [])
+    partitions_state._refuse_moving_used_maps(_stale(old, old._replace(params="7:0 4096")))
