@@ -121,6 +121,24 @@ def devno_of(path):
     return os.major(info.st_rdev), os.minor(info.st_rdev)
 
 
+def flush_buffers(paths):
+    """BLKFLSBUF on each block device of ``paths`` (``blockdev --flushbufs``):
+    what its page cache holds is written back and dropped, so a reader sees
+    what was written to the same bytes through another device. A device
+    that is gone or keeps no cache is skipped."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone already: nothing cached
+        try:
+            fcntl.ioctl(fd, BLKFLSBUF, 0)
+        except OSError:
+            pass  # a device that keeps no cache
+        finally:
+            os.close(fd)
+
+
 def is_exclusively_held(path):
     """True when a mount, a dm map, swap or md holds the device with O_EXCL.
 

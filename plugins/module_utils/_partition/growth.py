@@ -25,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fcntl
 import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
@@ -270,27 +269,20 @@ def _remap_grown(growth):
 def _grow_filesystem(growth, entry):
     part, fstype, _before, expected = entry
     for attached in growth.attachments():
-        _flush(attached.device, attached.name)
+        _flush(attached)
     after = growfs.grow(growth.source.path, part.start, part.size, fstype)
     for attached in growth.attachments():
-        _flush(attached.device, attached.name)
+        _flush(attached)
     if after is None or after.size != expected:
         raise DiskImageError("the %s filesystem of partition %d is %s bytes after growing, not %d" % (
             fstype, part.number, after.size if after else "an unreadable number of", expected),
             hint="Check it (fsck) and report this with the filesystem's geometry")
 
 
-def _flush(device, name):
-    """BLKFLSBUF on a loop device and its partitions: their page caches must
-    not keep a superblock that the private device has rewritten."""
-    for path in [device] + ["/dev/%s" % part for part, _n in sysfs.partitions(name)]:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.ioctl(fd, blockdev.BLKFLSBUF, 0)
-        except OSError:
-            pass  # a device that cannot flush has nothing cached to drop
-        finally:
-            os.close(fd)
+def _flush(attached):
+    """Drop the page caches of a loop device of the image, its partitions and
+    its partition maps: they must not keep a superblock that the private
+    device has rewritten."""
+    name = attached.name
+    blockdev.flush_buffers([attached.device] + ["/dev/%s" % part for part, _n in sysfs.partitions(name)]
+                           + ["/dev/%s" % holder for holder in sysfs.holders(name) if holder.startswith("dm-")])
