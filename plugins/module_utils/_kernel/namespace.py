@@ -14,14 +14,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ctypes.util
 import errno
 import json
 import os
 import signal
 import sys
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo, mountsys, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, libc, mountinfo, mountsys, sysfs
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 CLONE_NEWNS = 0x00020000
@@ -33,8 +32,7 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None, use_errno=True)
+        _libc = libc.load()
     return _libc
 
 

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys, namespace
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fssize
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
@@ -82,6 +82,9 @@ def _grow_in_namespace(device, fstype, where, argv):
 
 
 def _grow_mounted(device, fstype, argv, what):
+    # only xfs and btrfs growth needs it: a run that grows nothing does not compile it
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import namespace
+
     _sweep_stale_dirs()
     where = tempfile.mkdtemp(prefix=TEMP_PREFIX)
     try:
