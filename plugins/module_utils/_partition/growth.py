@@ -237,7 +237,7 @@ def _rewrite(growth, target):
     except (IOError, OSError) as exc:
         raise DiskImageError.from_oserror("cannot write the partition table to %s" % target, exc)
     _resize_kernel_partitions(growth)
-    _remap_grown(growth)
+    _reload_grown_maps(growth)
 
 
 def _resize_kernel_partitions(growth):
@@ -251,7 +251,7 @@ def _resize_kernel_partitions(growth):
                 blkpg.resize(attached.device, number, *want[number])
 
 
-def _remap_grown(growth):
+def _reload_grown_maps(growth):
     """Device-mapper maps (kpartx's or the dm backend's) of a grown partition
     still end at the old size: load the new table into each (``kpartx -u``),
     so it keeps its name and number. Nothing of the image is in use (refused
