@@ -442,11 +442,12 @@ def _plan_exposure(plan, backend, table, read_only, current):
             specs = kpartx_compat.plan_maps(parent, partitions, read_only)
             existing = [found.name for found in kpartx_compat.find_partition_maps(dm, parent)]
             stale = kpartx_compat.stale_partition_maps(dm, parent, partitions)
+            if stale:
+                # what a growth killed before it reloaded them left behind, say
+                _refuse_moving_used_maps(dm, stale)
         if sorted(existing) == sorted(spec.name for spec in specs) and not stale:
             return
         if stale:
-            # what a growth killed before it reloaded them left behind, say
-            _refuse_moving_used_maps(stale)
             what = "load the table into the device-mapper maps of partition%s %s (as kpartx -u)" % (
                 "s" if len(stale) > 1 else "", ", ".join(str(found.number) for found, _spec in stale))
             if set(spec.name for spec in specs) - set(existing):
@@ -461,15 +462,17 @@ def _plan_exposure(plan, backend, table, read_only, current):
     plan.add(what, expose)
 
 
-def _refuse_moving_used_maps(stale):
+def _refuse_moving_used_maps(dm, stale):
     """A map that only gets longer may be reloaded under its users (what
     ``kpartx -u`` does after a partition grew); one whose start moves or that
-    gets shorter would move its filesystem under them."""
+    gets shorter would move its data under them - a mount, a map on it, or
+    any program that has it open."""
     for found, spec in stale:
         old, new = found.targets[0], spec.targets[0]
         if len(spec.targets) == 1 and old.params == new.params and new.length > old.length:
             continue
-        users = _map_users(found)
+        info = dm.info(found.name)
+        users = _map_users(found) + (["held open (open count %d)" % info.open_count] if info and info.open_count else [])
         if users:
             raise DiskImageError("/dev/mapper/%s is in use (%s), and the partition table moves or shrinks it" % (
                 found.name, "; ".join(users)), errno=errno.EBUSY,

@@ -10,7 +10,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel.blkpg impor
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel.devmapper import Target
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.devmapper import DmInfo, Target
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
@@ -310,13 +310,25 @@ def _stale(old, new):
     return [(found, kpartx_compat.MapSpec(8, "loop0p8", found.uuid, [new], False))]
 
 
+class _OpenMaps(object):
+    def __init__(self, open_count=0):
+        self.open_count = open_count
+
+    def info(self, name):
+        return DmInfo(name, "", 253, 7, self.open_count, 0, 1, 0)
+
+
 def test_a_used_map_may_grow_but_not_move_or_shrink(monkeypatch):
     monkeypatch.setattr(partitions_state, "_map_users", lambda found: ["mounted at /mnt"])
     old = Target(0, 4096, "linear", "7:0 2048")
-    partitions_state._refuse_moving_used_maps(_stale(old, old._replace(length=8192)))
+    unused = _OpenMaps()
+    partitions_state._refuse_moving_used_maps(unused, _stale(old, old._replace(length=8192)))
     for new in (old._replace(length=2048), old._replace(params="7:0 4096")):
         with pytest.raises(DiskImageError, match="loop0p8 is in use \\(mounted at /mnt\\), and the partition table "
                                                  "moves or shrinks it"):
-            partitions_state._refuse_moving_used_maps(_stale(old, new))
+            partitions_state._refuse_moving_used_maps(unused, _stale(old, new))
     monkeypatch.setattr(partitions_state, "_map_users", lambda found: [])
-    partitions_state._refuse_moving_used_maps(_stale(old, old._replace(params="7:0 4096")))
+    partitions_state._refuse_moving_used_maps(unused, _stale(old, old._replace(params="7:0 4096")))
+    # a program that has it open (not exclusively) uses it too
+    with pytest.raises(DiskImageError, match="loop0p8 is in use \\(held open \\(open count 1\\)\\)"):
+        partitions_state._refuse_moving_used_maps(_OpenMaps(1), _stale(old, old._replace(params="7:0 4096")))
