@@ -124,9 +124,10 @@ def setns(pid, expected=None):
     fd = os.open("/proc/%d/ns/mnt" % pid, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if expected is not None and "mnt:[%d]" % os.fstat(fd).st_ino != expected:
-            raise DiskImageError("process %d is no longer the holder of the image's mount namespace %s" % (
-                pid, expected), errno=errno.ESRCH, hint="The holder has died; run the task again")
-        _check(_c().setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNS)), "cannot enter the image's mount namespace")
+            raise DiskImageError("process %d is no longer in the mount namespace %s" % (pid, expected),
+                                 errno=errno.ESRCH, hint="The process that held it has died; run the task again")
+        _check(_c().setns(ctypes.c_int(fd), ctypes.c_int(CLONE_NEWNS)),
+               "cannot enter the mount namespace of process %d" % pid)
     finally:
         os.close(fd)
 

@@ -61,6 +61,6 @@ def test_setns_refuses_a_namespace_other_than_the_expected_one():
         assert "mnt:[%d]" % os.fstat(fd).st_ino == namespace.namespace_id()
     finally:
         os.close(fd)
-    with pytest.raises(DiskImageError, match="no longer the holder") as caught:
+    with pytest.raises(DiskImageError, match="no longer in the mount namespace mnt:\\[1\\]") as caught:
         namespace.setns(os.getpid(), expected="mnt:[1]")
     assert caught.value.errno == errno.ESRCH

@@ -95,6 +95,6 @@ def test_enter_refuses_a_namespace_other_than_the_holders(monkeypatch):
     _kernel/test_namespace.py) and then the chroot, never the chroot alone."""
     chroots = []
     monkeypatch.setattr(namespace.os, "chroot", chroots.append)
-    with pytest.raises(DiskImageError, match="no longer the holder"):
+    with pytest.raises(DiskImageError, match="no longer in the mount namespace mnt:\\[1\\]"):
         namespace.enter(os.getpid(), "/nonexistent", expected="mnt:[1]")
     assert chroots == []
