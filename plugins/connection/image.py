@@ -164,6 +164,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native, to_
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import namespace as kernel_namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import namespace
 
 display = Display()
@@ -269,7 +270,7 @@ class Connection(ConnectionBase):
         pid, root, expected = self._info["pid"], self._info["root"], self._info["namespace"]
 
         def preexec():
-            namespace.die_with_parent()
+            kernel_namespace.die_with_parent()
             namespace.enter(pid, root, expected)
         return preexec
 

@@ -247,10 +247,12 @@ notes:
     data (sparse), refreshes the capacity of the loop devices attached to it (C(LOOP_SET_CAPACITY)),
     rewrites the table with the GPT backup header at the new end, grows the last partition (on dos
     also the extended partition around a last logical one), resizes the partition devices of those
-    loop devices (BLKPG) and grows the filesystem (O(grow_filesystem)). Only the partition that
-    nothing follows can grow; a layout that shrinks a partition or moves one is refused with
-    nothing changed (O(force) replaces the table instead, losing data). Nothing of the image may be
-    mounted or in use. A run killed part-way leaves a state the next run finishes.
+    loop devices (BLKPG), loads the new table into the device-mapper map of the grown partition
+    (as C(kpartx -u), so the map keeps its name and number) and grows the filesystem
+    (O(grow_filesystem)). Only the partition that nothing follows can grow; a layout that shrinks a
+    partition or moves one is refused with nothing changed (O(force) replaces the table instead,
+    losing data). Nothing of the image may be mounted or in use (its own partition maps may exist,
+    unused). A run killed part-way leaves a state the next run finishes.
   - A run killed while mkfs runs leaves no loop device behind (the kernel releases the private device
     when the process dies), but may leave a partial filesystem; a partition that then holds no
     signature, or one that is not the declared filesystem, is formatted again by a rerun (the second
@@ -640,17 +642,17 @@ growth:
       elements: dict
       returned: always
       contains:
-        number:
+        number: &grown_number
           description: Partition number.
           type: int
           returned: always
           sample: 2
-        size_before:
+        size_before: &grown_size_before
           description: Size before, in bytes.
           type: int
           returned: always
           sample: 66060288
-        size_after:
+        size_after: &grown_size_after
           description: Size after, in bytes.
           type: int
           returned: always
@@ -661,26 +663,15 @@ growth:
       elements: dict
       returned: always
       contains:
-        number:
-          description: Partition number.
-          type: int
-          returned: always
-          sample: 2
+        # the same fields as a grown partition's (YAML aliases), and its type
+        number: *grown_number
         type:
           description: Filesystem type.
           type: str
           returned: always
           sample: ext4
-        size_before:
-          description: Size before, in bytes.
-          type: int
-          returned: always
-          sample: 66060288
-        size_after:
-          description: Size after, in bytes.
-          type: int
-          returned: always
-          sample: 804257792
+        size_before: *grown_size_before
+        size_after: *grown_size_after
 entry_partitions:
   description:
     - The partition number of each O(layout.partitions) entry, in order; empty without O(layout). On C(dos),

@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fcntl
 import os
 import uuid
 
@@ -280,19 +279,3 @@ def _users(source, part):
                     reasons += ["/dev/mapper/%s %s" % (found.name, r)
                                 for r in blockdev.busy_reasons("dm-%d" % found.minor)]
     return reasons
-
-
-def flush(devices):
-    """Drop what the page caches of ``devices`` hold of the image: filesystems
-    were written through another device, and a reader of these must see them."""
-    for device in devices:
-        try:
-            fd = os.open(device, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            continue  # gone already: nothing cached
-        try:
-            fcntl.ioctl(fd, blockdev.BLKFLSBUF, 0)
-        except OSError:
-            pass  # a device that keeps no cache
-        finally:
-            os.close(fd)

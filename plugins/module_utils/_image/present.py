@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.diskimage.loop.plugins.module_utils._image import dps, filesystems, image_file
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
 from ansible_collections.diskimage.loop.plugins.module_utils._reproducible import mkfs
@@ -97,7 +98,7 @@ def _make(plan, step, run_command):
     step.run(plan, run_command)
     # The filesystem went in through the private device: what the partition
     # devices (and the disk) cached of the old bytes must not be read again.
-    filesystems.flush(_exposed(plan))
+    blockdev.flush_buffers(_exposed(plan))
 
 
 def _exposed(plan):

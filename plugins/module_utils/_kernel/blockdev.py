@@ -121,6 +121,24 @@ def devno_of(path):
     return os.major(info.st_rdev), os.minor(info.st_rdev)
 
 
+def flush_buffers(paths):
+    """BLKFLSBUF on each block device of ``paths`` (``blockdev --flushbufs``):
+    what its page cache holds is written back and dropped, so a reader sees
+    what was written to the same bytes through another device. A device
+    that is gone or keeps no cache is skipped."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone already: nothing cached
+        try:
+            fcntl.ioctl(fd, BLKFLSBUF, 0)
+        except OSError:
+            pass  # a device that keeps no cache
+        finally:
+            os.close(fd)
+
+
 def is_exclusively_held(path):
     """True when a mount, a dm map, swap or md holds the device with O_EXCL.
 
@@ -144,16 +162,21 @@ def _maybe_held(path):
         return True  # cannot tell from here: the mount table will
 
 
-def busy_reasons(name, root=sysfs.SYS_ROOT, dev_path=None):
+def busy_reasons(name, root=sysfs.SYS_ROOT, dev_path=None, expected_holders=()):
     """Why the disk ``name`` (and its partitions) cannot be released, in words.
 
     An empty list means nothing holds it. Each entry names a holder so that the
-    error a user sees says what to unmount or remove.
+    error a user sees says what to unmount or remove. ``expected_holders``
+    (kernel names, say the disk's own partition maps, which the caller checks
+    on their own) are no reason; the exclusive claim they put on the disk is
+    theirs, so it is no reason either.
     """
     parts = sysfs.partitions(name, root)
-    held = [holder for kernel_name, disk in [(name, None)] + [(part, name) for part, _n in parts]
-            for holder in sysfs.holders(kernel_name, root, disk=disk)]
-    if not held and dev_path and not _maybe_held(dev_path):
+    stacked = [(holder_of, holder) for holder_of, disk in [(name, None)] + [(part, name) for part, _n in parts]
+               for holder in sysfs.holders(holder_of, root, disk=disk)]
+    held = [(holder_of, holder) for holder_of, holder in stacked if holder not in expected_holders]
+    claimed = len(held) < len(stacked)
+    if not held and dev_path and not claimed and not _maybe_held(dev_path):
         # Every mount of the disk or of a partition claims the disk exclusively,
         # so nothing can be mounted: no need to read the mount table.
         return []
@@ -163,11 +186,10 @@ def busy_reasons(name, root=sysfs.SYS_ROOT, dev_path=None):
         number = sysfs.devno(kernel_name, root)
         for mount in mountinfo.mounts_of_device(number[0], number[1], table) if number else ():
             reasons.append("mounted at %s" % mount.mount_point)
-    for holder_of, disk in [(name, None)] + [(part, name) for part, _n in parts]:
-        for holder in sysfs.holders(holder_of, root, disk=disk):
-            mapped = sysfs.dm_name(holder, root)
-            what = "/dev/mapper/%s" % mapped if mapped else "/dev/%s" % holder
-            reasons.append("%s is held by %s" % ("/dev/%s" % holder_of, what))
-    if not reasons and dev_path and is_exclusively_held(dev_path):
+    for holder_of, holder in held:
+        mapped = sysfs.dm_name(holder, root)
+        what = "/dev/mapper/%s" % mapped if mapped else "/dev/%s" % holder
+        reasons.append("%s is held by %s" % ("/dev/%s" % holder_of, what))
+    if not reasons and dev_path and not claimed and is_exclusively_held(dev_path):
         reasons.append("opened exclusively by another program (a mount in another namespace, swap or RAID)")
     return reasons

@@ -505,13 +505,53 @@ class DeviceMapper(object):
                 # a device in the table is missing or too small, or a target unknown
                 raise DiskImageError(
                     "the kernel rejected the table of device-mapper device %r (%s): %s"
-                    % (name, exc.errno_name, "; ".join("%d %d %s %s" % tuple(t) for t in targets)),
+                    % (name, exc.errno_name, _show_targets(targets)),
                     errno=exc.errno,
                     hint="Check that the devices exist and are large enough (the kernel log says why)")
             raise
         except BaseException:  # KeyboardInterrupt too: never leave the device half-made
             self._discard(name)
             raise
+        return info
+
+    def reload(self, name, targets, read_only=False):
+        """Give the existing device ``name`` a new table (``dmsetup reload`` +
+        ``dmsetup resume``); returns its DmInfo. The device keeps its name and
+        number, and whoever has it open sees it change size in place.
+
+        TABLE_LOAD makes the table the inactive one; DEV_SUSPEND without the
+        suspend flag makes it live, the kernel suspending the device around
+        the swap (I/O in flight completes first). A table the kernel rejects
+        leaves the device as it was; one that fails to go live is cleared again.
+        """
+        check_name(name)
+        targets = [Target(*target) for target in targets]
+        if not targets:
+            raise DiskImageError("device-mapper device %r needs at least one target" % name)
+        try:
+            self._call(DM_TABLE_LOAD_CMD,
+                       pack_request(name=name, payload=pack_targets(targets), target_count=len(targets),
+                                    flags=DM_READONLY_FLAG if read_only else 0),
+                       repr(name))
+        except DiskImageError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENODEV):
+                raise DiskImageError(
+                    "the kernel rejected the new table of device-mapper device %r (%s): %s"
+                    % (name, exc.errno_name, _show_targets(targets)), errno=exc.errno,
+                    hint="Check that the devices exist and are large enough (the kernel log says why)")
+            raise
+        try:
+            self._call(DM_DEV_SUSPEND_CMD, pack_request(name=name), repr(name))
+        except BaseException:
+            try:
+                self._call(DM_TABLE_CLEAR_CMD, pack_request(name=name), repr(name))
+            except DiskImageError:
+                pass  # the device is gone: nothing left to clear
+            raise
+        info = self.info(name)
+        if info is None:
+            raise DiskImageError("device-mapper device %r vanished while its table was reloaded" % name,
+                                 errno=errno.ENXIO)
         return info
 
     def _discard(self, name):
@@ -665,3 +705,7 @@ class DeviceMapper(object):
                 os.unlink(path)
             except OSError:
                 pass
+
+
+def _show_targets(targets):
+    return "; ".join("%d %d %s %s" % tuple(target) for target in targets)

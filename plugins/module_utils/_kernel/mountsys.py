@@ -21,12 +21,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import re
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, libc, mountinfo
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.mountopts import (  # noqa: F401  # pylint: disable=unused-import
     MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_MOVE, MS_NOATIME, MS_NODEV, MS_NODIRATIME,
     MS_NOEXEC, MS_NOSUID, MS_NOSYMFOLLOW, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT,
@@ -86,9 +85,7 @@ _libc = None
 def _c():
     global _libc
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        # CDLL(None) is the running program, which links libc on glibc and musl.
-        _libc = ctypes.CDLL(name, use_errno=True) if name else ctypes.CDLL(None, use_errno=True)
+        _libc = libc.load()
         _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
                                 ctypes.c_ulong, ctypes.c_char_p]
         _libc.mount.restype = ctypes.c_int

@@ -10,22 +10,20 @@ last user lets go, and nothing else sees it as a disk with a partition table.
 
 * ext2/3/4 offline: ``e2fsck -f -p`` (resize2fs insists on a checked
   filesystem), then ``resize2fs``;
-* xfs and btrfs can only grow mounted: a child process makes a mount
-  namespace of its own, mounts the filesystem on an empty temporary
-  directory, runs ``xfs_growfs`` or ``btrfs filesystem resize max`` and
-  unmounts. The mount is never visible on the host, and the kernel drops
-  it with the namespace if the child dies. The directory is removed
-  afterwards (and a stale one from a killed run on the next growth).
+* xfs and btrfs can only grow mounted: a child process in a mount
+  namespace of its own (``_kernel/namespace.run_private``) mounts the
+  filesystem on an empty temporary directory, runs ``xfs_growfs`` or
+  ``btrfs filesystem resize max`` and unmounts. The mount is never visible
+  on the host, and the kernel drops it with the namespace if the child
+  dies. The directory is removed afterwards (and a stale one from a killed
+  run on the next growth).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import ctypes.util
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -36,7 +34,6 @@ from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopde
 from ansible_collections.diskimage.loop.plugins.module_utils._probe import fssize
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
-CLONE_NEWNS = 0x00020000
 TEMP_PREFIX = "diskimage-loop-grow-"
 # The package each tool comes with, for the error when it is missing.
 PACKAGES = {"e2fsck": "e2fsprogs", "resize2fs": "e2fsprogs", "xfs_growfs": "xfsprogs", "btrfs": "btrfs-progs"}
@@ -72,63 +69,30 @@ def _run(argv, what, ok=(0,)):
     return out
 
 
-def _unshare_mounts():
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if libc.unshare(ctypes.c_int(CLONE_NEWNS)) != 0:
-        code = ctypes.get_errno()
-        raise DiskImageError("cannot make a mount namespace (unshare): %s" % os.strerror(code), errno=code,
-                             hint="Run as root (CAP_SYS_ADMIN)")
-    mountsys.set_propagation("/", mountsys.MS_REC | mountsys.MS_PRIVATE)
-
-
-def _child(device, fstype, where, argv, write_fd):
-    """In the forked child: a private namespace, the mount, the tool, the unmount."""
-    report = {}
+def _grow_in_namespace(device, fstype, where, argv):
+    """In the child's private mount namespace: the mount, the tool, the unmount."""
+    mountsys.mount(device, where, fstype)
     try:
-        _unshare_mounts()
-        mountsys.mount(device, where, fstype)
-        try:
-            proc = subprocess.Popen(argv + [where], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT)
-            report["output"] = proc.communicate()[0].decode("utf-8", "replace").strip()[-2000:]
-            report["rc"] = proc.returncode
-        finally:
-            mountsys.umount2(where)
-    except BaseException as exc:  # everything goes back to the parent as words
-        report["error"] = str(exc)
-    os.write(write_fd, json.dumps(report).encode("utf-8"))
+        proc = subprocess.Popen(argv + [where], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        output = proc.communicate()[0].decode("utf-8", "replace").strip()[-2000:]
+        return {"rc": proc.returncode, "output": output}
+    finally:
+        mountsys.umount2(where)
 
 
 def _grow_mounted(device, fstype, argv, what):
+    # only xfs and btrfs growth needs it: a run that grows nothing does not compile it
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import namespace
+
     _sweep_stale_dirs()
     where = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-    read_fd, write_fd = os.pipe()
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child reports through the pipe
-            try:
-                os.close(read_fd)
-                _child(device, fstype, where, argv, write_fd)
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        write_fd = None
-        chunks = []
-        while True:
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.waitpid(pid, 0)
+        report = namespace.run_private(_grow_in_namespace, device, fstype, where, argv)
+    except DiskImageError as exc:
+        report = {"error": str(exc)}
     finally:
-        os.close(read_fd)
-        if write_fd is not None:
-            os.close(write_fd)
         _remove_dir(where)
-    try:
-        report = json.loads(b"".join(chunks).decode("utf-8") or "{}")
-    except ValueError:
-        report = {"error": "the child process that grows the filesystem gave no report"}
     if report.get("error") or report.get("rc") != 0:
         raise DiskImageError("%s failed: %s" % (what, report.get("error") or report.get("output")),
                              hint="Check the filesystem (%s) and run the task again"

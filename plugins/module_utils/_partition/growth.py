@@ -11,7 +11,8 @@
    it, the grown partitions (dos: the MBR entry or EBR of the grown one);
    an old backup header left in what is now free space is erased;
 4. resize the kernel partition devices of those loop devices (BLKPG), and
-   map a grown partition's device-mapper map again (as ``kpartx -u``);
+   load the new table into a grown partition's device-mapper maps (as
+   ``kpartx -u``);
 5. grow the filesystem of each grown partition, on a private loop device;
 6. drop the attached devices' caches, which still hold the old superblock.
 
@@ -24,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fcntl
 import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blkpg, blockdev, devmapper, sysfs
@@ -237,7 +237,7 @@ def _rewrite(growth, target):
     except (IOError, OSError) as exc:
         raise DiskImageError.from_oserror("cannot write the partition table to %s" % target, exc)
     _resize_kernel_partitions(growth)
-    _remap_grown(growth)
+    _reload_grown_maps(growth)
 
 
 def _resize_kernel_partitions(growth):
@@ -251,52 +251,38 @@ def _resize_kernel_partitions(growth):
                 blkpg.resize(attached.device, number, *want[number])
 
 
-def _remap_grown(growth):
+def _reload_grown_maps(growth):
     """Device-mapper maps (kpartx's or the dm backend's) of a grown partition
-    still end at the old size: take each down and map it again with the new
-    table. Nothing of the image is in use (refused before planning)."""
+    still end at the old size: load the new table into each (``kpartx -u``),
+    so it keeps its name and number. Nothing of the image is in use (refused
+    before planning), and the loop devices below already have their new
+    capacity, or the kernel would refuse the longer table."""
     if not devmapper.available():
         return
     partitions = kpartx_compat.partitions_from_table(growth.new)
     with devmapper.DeviceMapper() as dm:
         for attached in growth.attachments():
-            if attached.offset or attached.sizelimit:
-                continue
-            parent = kpartx_compat.describe_parent(attached.device)
-            existing = kpartx_compat.find_partition_maps(dm, parent)
-            wanted = dict((spec.name, spec) for spec in kpartx_compat.plan_maps(parent, partitions,
-                                                                                attached.read_only))
-            stale = [found for found in existing if found.name in wanted and found.targets != wanted[found.name].targets]
-            for found in stale:
-                dm.remove(found.name)
-            if stale:
-                kpartx_compat.add_partition_maps(dm, parent, partitions, attached.read_only)
+            if not (attached.offset or attached.sizelimit):
+                kpartx_compat.reload_partition_maps(dm, kpartx_compat.describe_parent(attached.device), partitions)
 
 
 def _grow_filesystem(growth, entry):
     part, fstype, _before, expected = entry
     for attached in growth.attachments():
-        _flush(attached.device, attached.name)
+        _flush(attached)
     after = growfs.grow(growth.source.path, part.start, part.size, fstype)
     for attached in growth.attachments():
-        _flush(attached.device, attached.name)
+        _flush(attached)
     if after is None or after.size != expected:
         raise DiskImageError("the %s filesystem of partition %d is %s bytes after growing, not %d" % (
             fstype, part.number, after.size if after else "an unreadable number of", expected),
             hint="Check it (fsck) and report this with the filesystem's geometry")
 
 
-def _flush(device, name):
-    """BLKFLSBUF on a loop device and its partitions: their page caches must
-    not keep a superblock that the private device has rewritten."""
-    for path in [device] + ["/dev/%s" % part for part, _n in sysfs.partitions(name)]:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.ioctl(fd, blockdev.BLKFLSBUF, 0)
-        except OSError:
-            pass  # a device that cannot flush has nothing cached to drop
-        finally:
-            os.close(fd)
+def _flush(attached):
+    """Drop the page caches of a loop device of the image, its partitions and
+    its partition maps: they must not keep a superblock that the private
+    device has rewritten."""
+    name = attached.name
+    blockdev.flush_buffers([attached.device] + ["/dev/%s" % part for part, _n in sysfs.partitions(name)]
+                           + ["/dev/%s" % holder for holder in sysfs.holders(name) if holder.startswith("dm-")])

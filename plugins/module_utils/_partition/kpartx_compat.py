@@ -191,6 +191,29 @@ def add_partition_maps(dm, parent, partitions, read_only=False, delimiter=None, 
     return MapResult(created, unchanged)
 
 
+def stale_partition_maps(dm, parent, partitions, delimiter=None, sector_size=512):
+    """[(FoundMap, MapSpec)]: the maps of ``parent`` whose table is not the one
+    ``partitions`` give them (a partition that grew since it was mapped)."""
+    wanted = dict((spec.name, spec) for spec in plan_maps(parent, partitions, delimiter=delimiter,
+                                                          sector_size=sector_size))
+    return [(found, wanted[found.name]) for found in find_partition_maps(dm, parent)
+            if found.name in wanted and found.targets != wanted[found.name].targets]
+
+
+def reload_partition_maps(dm, parent, partitions, delimiter=None, sector_size=512):
+    """Load the new table into every stale map of ``parent``, as `kpartx -u`
+    does: each keeps its name, number and read-only state. Returns the names
+    reloaded. Missing maps are add_partition_maps()' business."""
+    reloaded = []
+    for found, spec in stale_partition_maps(dm, parent, partitions, delimiter, sector_size):
+        info = dm.info(found.name)
+        if info is None:
+            continue  # removed meanwhile
+        dm.reload(found.name, spec.targets, read_only=info.read_only)
+        reloaded.append(found.name)
+    return reloaded
+
+
 def remove_partition_maps(dm, parent):
     """Remove every partition map of ``parent`` (kpartx's or ours), highest
     number first, as `kpartx -d` does. Returns the removed names.

@@ -378,7 +378,11 @@ def _refuse_if_in_use(device, source):
         if current in seen:
             continue
         seen.add(current)
-        reasons = blockdev.busy_reasons(os.path.basename(current), dev_path=current)
+        maps = _existing_maps(current) if devmapper.available() else []
+        reasons = blockdev.busy_reasons(os.path.basename(current), dev_path=current,
+                                        expected_holders=["dm-%d" % found.minor for found in maps])
+        for found in maps:  # the image's own maps hold the device; in use is what uses them
+            reasons += ["/dev/mapper/%s %s" % (found.name, reason) for reason in _map_users(found)]
         if reasons:
             raise DiskImageError("%s is in use: %s" % (current, "; ".join(reasons)), errno=errno.EBUSY,
                                  hint="Unmount its partitions, or whatever uses it, before writing a table to %s"
@@ -430,22 +434,49 @@ def _plan_exposure(plan, backend, table, read_only, current):
         plan.add("expose the partitions of the table as kernel partition devices",
                  lambda: blkpg.apply(plan.device, table))
         return
+    partitions = kpartx_compat.partitions_from_table(table)
+    what = "map the partitions with device-mapper (as kpartx -a)"
     if plan.device is not None and not plan.steps:
         with devmapper.DeviceMapper() as dm:
             parent = kpartx_compat.describe_parent(plan.device)
-            specs = kpartx_compat.plan_maps(parent, kpartx_compat.partitions_from_table(table), read_only)
-            existing = dict((found.name, found) for found in kpartx_compat.find_partition_maps(dm, parent))
-            if sorted(existing) == sorted(spec.name for spec in specs):
-                stale = [spec.name for spec in specs if existing[spec.name].targets != spec.targets]
-                if not stale:
-                    return
+            specs = kpartx_compat.plan_maps(parent, partitions, read_only)
+            existing = [found.name for found in kpartx_compat.find_partition_maps(dm, parent)]
+            stale = kpartx_compat.stale_partition_maps(dm, parent, partitions)
+            if stale:
+                # what a growth killed before it reloaded them left behind, say
+                _refuse_moving_used_maps(dm, stale)
+        if sorted(existing) == sorted(spec.name for spec in specs) and not stale:
+            return
+        if stale:
+            what = "load the table into the device-mapper maps of partition%s %s (as kpartx -u)" % (
+                "s" if len(stale) > 1 else "", ", ".join(str(found.number) for found, _spec in stale))
+            if set(spec.name for spec in specs) - set(existing):
+                what += ", and map the others (as kpartx -a)"
 
     def expose():
         with devmapper.DeviceMapper() as dm:
             parent = kpartx_compat.describe_parent(plan.device)
-            kpartx_compat.add_partition_maps(dm, parent, kpartx_compat.partitions_from_table(table), read_only)
+            kpartx_compat.reload_partition_maps(dm, parent, partitions)
+            kpartx_compat.add_partition_maps(dm, parent, partitions, read_only)
 
-    plan.add("map the partitions with device-mapper (as kpartx -a)", expose)
+    plan.add(what, expose)
+
+
+def _refuse_moving_used_maps(dm, stale):
+    """A map that only gets longer may be reloaded under its users (what
+    ``kpartx -u`` does after a partition grew); one whose start moves or that
+    gets shorter would move its data under them - a mount, a map on it, or
+    any program that has it open."""
+    for found, spec in stale:
+        old, new = found.targets[0], spec.targets[0]
+        if len(spec.targets) == 1 and old.params == new.params and new.length > old.length:
+            continue
+        info = dm.info(found.name)
+        users = _map_users(found) + (["held open (open count %d)" % info.open_count] if info and info.open_count else [])
+        if users:
+            raise DiskImageError("/dev/mapper/%s is in use (%s), and the partition table moves or shrinks it" % (
+                found.name, "; ".join(users)), errno=errno.EBUSY,
+                hint="Unmount it, then run the task again")
 
 
 def plan_absent(src, all_attachments=False):
@@ -526,8 +557,12 @@ def _skipped(device, owner, exposed):
 
 
 def _map_users(found):
-    mounts = blockdev.busy_reasons("dm-%d" % found.minor) if sysfs.devno("dm-%d" % found.minor) else []
-    return mounts
+    """What uses a partition map: mounts, maps stacked on it, an exclusive opener."""
+    name = "dm-%d" % found.minor
+    if not sysfs.devno(name):
+        return []
+    path = "/dev/mapper/%s" % found.name
+    return blockdev.busy_reasons(name, dev_path=path if os.path.exists(path) else None)
 
 
 def _remove_maps(device):

@@ -27,6 +27,7 @@ import signal
 import sys
 import tempfile
 
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import namespace as kernel_namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt, namespace
@@ -169,7 +170,7 @@ def main():
     # SIGTERM, not SIGKILL, when the Ansible worker dies: the teardown still runs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the controller's Ctrl-C: it closes us
     signal.signal(signal.SIGTERM, _stop)
-    namespace.die_with_parent(signal.SIGTERM)
+    kernel_namespace.die_with_parent(signal.SIGTERM)
     holder = Holder(json.loads(sys.stdin.readline()))
     try:
         try:

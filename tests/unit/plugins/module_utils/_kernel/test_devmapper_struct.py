@@ -224,6 +224,44 @@ def test_ioctl_errors_become_disk_image_errors(monkeypatch):
     assert "VERSION" in str(caught.value) and "root" in str(caught.value)
 
 
+def _commands(monkeypatch, fail=None):
+    """Record the commands sent; ``fail``: (command, errno) to refuse."""
+    sent = []
+
+    def ioctl(fd, request, buf, mutate):
+        command = [c for c in dm.COMMAND_NAMES if dm.ioctl_request(c) == request][0]
+        sent.append((dm.COMMAND_NAMES[command], struct.unpack_from("=I", buf, 28)[0]))
+        if fail is not None and command == fail[0]:
+            raise OSError(fail[1], os.strerror(fail[1]))
+        return 0
+
+    monkeypatch.setattr(dm.fcntl, "ioctl", ioctl)
+    return sent
+
+
+def test_reload_loads_then_resumes(monkeypatch):
+    sent = _commands(monkeypatch)
+    monkeypatch.setattr(dm.DeviceMapper, "info", lambda self, name: "info of %s" % name)
+    info = _offline_mapper().reload("loop0p8", [dm.Target(0, 4096, "linear", "7:0 2048")], read_only=True)
+    assert info == "info of loop0p8"
+    # the resume carries no suspend flag: it makes the loaded table live
+    assert sent == [("TABLE_LOAD", dm.DM_READONLY_FLAG), ("DEV_SUSPEND", 0)]
+
+
+def test_reload_clears_a_table_that_does_not_go_live(monkeypatch):
+    sent = _commands(monkeypatch, fail=(dm.DM_DEV_SUSPEND_CMD, errno.EINVAL))
+    with pytest.raises(DiskImageError):
+        _offline_mapper().reload("loop0p8", [dm.Target(0, 4096, "linear", "7:0 2048")])
+    assert [name for name, _flags in sent] == ["TABLE_LOAD", "DEV_SUSPEND", "TABLE_CLEAR"]
+
+
+def test_reload_names_a_rejected_table(monkeypatch):
+    sent = _commands(monkeypatch, fail=(dm.DM_TABLE_LOAD_CMD, errno.EINVAL))
+    with pytest.raises(DiskImageError, match="rejected the new table.*0 4096 linear 7:0 2048") as caught:
+        _offline_mapper().reload("loop0p8", [dm.Target(0, 4096, "linear", "7:0 2048")])
+    assert caught.value.errno == errno.EINVAL and [name for name, _f in sent] == ["TABLE_LOAD"]
+
+
 def test_linear_params():
     assert dm.linear_params(7, 0, 2048) == "7:0 2048"
     assert dm.parse_linear_params("7:0 2048") == ((7, 0), 2048)

@@ -66,6 +66,7 @@ class FakeDm(object):
         self.devices = {}  # name -> [uuid, targets, read_only, open_count]
         self.fail_on = fail_on
         self.removed = []
+        self.reloaded = []
 
     def list_devices(self):
         return [ListedDevice(name, 253, i, dev[0]) for i, (name, dev) in enumerate(sorted(self.devices.items()))]
@@ -91,6 +92,10 @@ class FakeDm(object):
         if info is not None and info.open_count:
             raise DiskImageError("%s is in use" % name, errno=errno.EBUSY)
         return info
+
+    def reload(self, name, targets, read_only=False):
+        self.devices[name][1:3] = [list(targets), read_only]
+        self.reloaded.append(name)
 
     def remove(self, name):
         self.wait_unused(name)
@@ -144,6 +149,20 @@ def test_remove_refuses_when_any_map_is_busy_and_removes_nothing():
     fake.devices["loop0p5"][3] = 0
     assert kc.remove_partition_maps(fake, LOOP0) == ["loop0p%d" % n for n in range(8, 0, -1)]
     assert fake.devices == {}
+
+
+def test_reload_gives_grown_maps_their_new_table_and_keeps_read_only():
+    fake = FakeDm()
+    kc.add_partition_maps(fake, LOOP0, SEED, read_only=True)
+    # the extended partition and the last logical one grow by 64 MiB
+    grown = SEED[:3] + [SEED[3]._replace(size=SEED[3].size + 131072), SEED[4], SEED[5], SEED[6],
+                        SEED[7]._replace(size=SEED[7].size + 131072)]
+    assert [(found.name, spec.targets) for found, spec in kc.stale_partition_maps(fake, LOOP0, grown)] == [
+        ("loop0p8", [Target(0, 186368, "linear", "7:0 108544")])]  # the extended map stays 2 sectors
+    assert kc.reload_partition_maps(fake, LOOP0, grown) == ["loop0p8"]
+    assert fake.devices["loop0p8"][1:3] == [[Target(0, 186368, "linear", "7:0 108544")], True]
+    assert kc.reload_partition_maps(fake, LOOP0, grown) == [] and fake.reloaded == ["loop0p8"]
+    assert not fake.removed and not kc.stale_partition_maps(fake, LOOP0, grown)
 
 
 def test_describe_parent_refuses_a_regular_file(tmp_path):

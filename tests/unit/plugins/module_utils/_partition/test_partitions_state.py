@@ -10,6 +10,8 @@ from ansible_collections.diskimage.loop.plugins.module_utils._kernel.blkpg impor
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.layout import plan_layout
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import devmapper
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.devmapper import DmInfo, Target
+from ansible_collections.diskimage.loop.plugins.module_utils._partition import kpartx_compat
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._partition.state import _layout_differences, layout_specs
@@ -193,7 +195,7 @@ def fake_system(monkeypatch, tmp_path):
     monkeypatch.setattr(partitions_state.blkpg, "kernel_partitions",
                         lambda disk: dict((n, _FakePart(disk, n)) for n in parts[disk]))
     monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
-                        lambda name, dev_path=None: ["mounted at /mnt"] if name in busy else [])
+                        lambda name, dev_path=None, **_kw: ["mounted at /mnt"] if name in busy else [])
     return str(image), busy
 
 
@@ -244,7 +246,7 @@ def blank(monkeypatch, tmp_path):
     monkeypatch.setattr(partitions_state.loopdev, "find_associated",
                         lambda path, offset=None: [s for s in attached if offset is None or s.offset == offset])
     monkeypatch.setattr(partitions_state.blockdev, "busy_reasons",
-                        lambda name, dev_path=None: busy.get(name, []))
+                        lambda name, dev_path=None, **_kw: busy.get(name, []))
     return str(image), attached, busy
 
 
@@ -299,3 +301,34 @@ def test_size_that_cannot_be_read_is_a_clear_error(blank, monkeypatch):
     monkeypatch.setattr(partitions_state.blockdev, "file_size", denied)
     with pytest.raises(DiskImageError, match="cannot open .* to read its size: Operation not permitted.*Run as root"):
         partitions_state.plan_present(image)
+
+
+# --- state: present, a map whose partition changed ----------------------------------
+
+def _stale(old, new):
+    found = kpartx_compat.FoundMap(8, "loop0p8", "part8-devnode_7:0_Wh5pYvM", 253, 7, [old])
+    return [(found, kpartx_compat.MapSpec(8, "loop0p8", found.uuid, [new], False))]
+
+
+class _OpenMaps(object):
+    def __init__(self, open_count=0):
+        self.open_count = open_count
+
+    def info(self, name):
+        return DmInfo(name, "", 253, 7, self.open_count, 0, 1, 0)
+
+
+def test_a_used_map_may_grow_but_not_move_or_shrink(monkeypatch):
+    monkeypatch.setattr(partitions_state, "_map_users", lambda found: ["mounted at /mnt"])
+    old = Target(0, 4096, "linear", "7:0 2048")
+    unused = _OpenMaps()
+    partitions_state._refuse_moving_used_maps(unused, _stale(old, old._replace(length=8192)))
+    for new in (old._replace(length=2048), old._replace(params="7:0 4096")):
+        with pytest.raises(DiskImageError, match="loop0p8 is in use \\(mounted at /mnt\\), and the partition table "
+                                                 "moves or shrinks it"):
+            partitions_state._refuse_moving_used_maps(unused, _stale(old, new))
+    monkeypatch.setattr(partitions_state, "_map_users", lambda found: [])
+    partitions_state._refuse_moving_used_maps(unused, _stale(old, old._replace(params="7:0 4096")))
+    # a program that has it open (not exclusively) uses it too
+    with pytest.raises(DiskImageError, match="loop0p8 is in use \\(held open \\(open count 1\\)\\)"):
+        partitions_state._refuse_moving_used_maps(_OpenMaps(1), _stale(old, old._replace(params="7:0 4096")))
