@@ -8,11 +8,13 @@ connected once, reused by a rerun that changes nothing, taken down with its
 connection by ``unmounted``. ``qemu-img check`` says the image is sound after
 the writes, and a read-only tree reads them back; an unmount by the root alone,
 and image_mount's by the path alone, disconnect what the modules connected and
-leave a connection made by hand.
+leave a connection made by hand. One playbook run of the image_customize role
+writes into a copy of the qcow2 image.
 """
 
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -101,3 +103,50 @@ def test_image_mount_by_path_alone_disconnects_only_what_the_modules_connected(t
         tree("unmounted", None, root)
         run("qemu-nbd", "--disconnect", by_hand)
     assert not connected()
+
+
+PLAY = """
+- name: Customize a qcow2 image
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: diskimage.loop.image_customize
+      image_customize_image: {image}
+      image_customize_mounts: [{{path: /, label: part8}}]
+      image_customize_tasks: {tasks}
+"""
+
+TASKS = """
+- name: Write the hostname
+  ansible.builtin.copy:
+    content: "customized\\n"
+    dest: "{{ image_customize_tree }}/hostname"
+    mode: "0644"
+"""
+
+
+def test_image_customize_writes_into_a_qcow2_image(tmp_path, seed):
+    qcow2 = str(tmp_path / "cloud.qcow2")
+    shutil.copyfile(seed[1], qcow2)
+    home = tmp_path / "ansible"
+    home.mkdir()
+    (tmp_path / "tasks.yml").write_text(TASKS)
+    (tmp_path / "play.yml").write_text(PLAY.format(image=qcow2, tasks=tmp_path / "tasks.yml"))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # The guest's root filesystem is read-only: Ansible's own directories go under tmp_path.
+    env = dict(os.environ, HOME=str(home), ANSIBLE_REMOTE_TMP=str(home / "remote"),
+               ANSIBLE_LOCAL_TEMP=str(home / "local"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(root, ".cache", "collections"),
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1")
+    played = run(os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                 "-c", "local", str(tmp_path / "play.yml"), env=env, check=False)
+    assert played.returncode == 0, played.stdout + played.stderr
+    assert not connected() and not servers()
+    check_clean(qcow2)
+    back = str(tmp_path / "back")
+    tree("mounted", qcow2, back, mounts=[{"path": "/", "label": "part8"}], read_only=True)
+    try:
+        with open(os.path.join(back, "hostname")) as handle:
+            assert handle.read() == "customized\n"
+    finally:
+        tree("unmounted", qcow2, back)

@@ -75,7 +75,21 @@ def block_source(src, image_format="auto", read_only=False, owner=None, connect_
             return BlockSource(path, fmt, reused)
         connection = connect.connect(path, fmt, bool(read_only) or check_mode, owner,
                                      size=formats.qcow2_virtual_size(header))
+    settle_partitions(connection.device)
     return BlockSource(path, fmt, connection, connected_now=True)
+
+
+def settle_partitions(device):
+    """Open a device just connected once, and close it. The kernel scans its
+    partition table again on the first open after the connect (it drops every
+    partition and adds them back); when another program (udev's probe) opens
+    it first, that scan holds the disk's open mutex, so this open returns once
+    it is done. Either way the partitions the rest of the run looks up stay."""
+    try:
+        fd = os.open(device, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # reading the table will say what is wrong, in its own words
+    os.close(fd)
 
 
 def _reusable(path, ident, read_only):
