@@ -74,9 +74,10 @@ options:
         goes away by itself, and any other loop device, partition device or device-mapper map is
         left as it is. An NBD device under it (a partition of C(/dev/nbdN)) is disconnected when
         this module or M(diskimage.loop.image_tree) connected it and nothing else of it stays
-        mounted; one connected by hand or by M(diskimage.loop.image_partitions) stays. The mount points the system needs (C(/), C(/usr), C(/var), C(/home), C(/tmp),
-        C(/run), C(/boot) and others, anything below C(/proc), C(/sys) and C(/dev)) and kernel
-        filesystems such as proc, sysfs or cgroup2 are refused.
+        mounted; one connected by hand or by M(diskimage.loop.image_partitions) stays. The mount
+        points the system needs (C(/), C(/usr), C(/var), C(/home), C(/tmp), C(/run), C(/boot) and
+        others, anything below C(/proc), C(/sys) and C(/dev)) and kernel filesystems such as proc,
+        sysfs or cgroup2 are refused.
       - C(present) writes an fstab entry that mount(8) can act on by itself (C(loop,offset=N,sizelimit=M)
         for a partition inside an image) and creates the mount point. Nothing is mounted.
       - C(absent) unmounts and tears down as C(unmounted) does, removes the fstab entry for O(path)
