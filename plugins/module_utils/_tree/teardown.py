@@ -153,10 +153,13 @@ def plan_unmounted(src=None, root=None, lazy=False, device=None):
     given, is what shows ``src`` (the nbd device that serves it), and tells
     the image's own mounts from the others.
 
-    With the root alone, the nbd connections under the mounts that image_mount's
-    core made are disconnected too, once nothing else uses them; with ``src``
-    that is the caller's (_nbd/source.RunConnections.release), which knows
-    every connection of the image, mounted or not."""
+    The nbd connections under the mounts that image_mount's core made are
+    disconnected too, once nothing else uses them - found from the mounts,
+    unless ``device`` is the nbd device that serves ``src``: then the caller
+    (_nbd/source.RunConnections.release) disconnects every connection of the
+    image, mounted or not. From the mounts, a connection of an image file
+    that was replaced or renamed since (no device serves ``src`` any more)
+    goes too."""
     plan = TreePlan("unmounted")
     plan.root, plan.default_root = root_path(src, root)
     plan.source = _source(device or src)
@@ -190,7 +193,7 @@ def plan_unmounted(src=None, root=None, lazy=False, device=None):
             seen.add(exposure.name)
             loops.append(exposure)
     plan_detach_unused(plan, loops, under, lazy, release=_release)
-    if not src:
+    if device is None or device == src:
         plan_disconnect(plan, under, table, OWNER)
     if plan.default_root:
         plan.add("remove the root %s" % plan.root, lambda: _remove_root(plan))
