@@ -154,3 +154,17 @@ def test_image_customize_writes_into_a_qcow2_image(tmp_path, seed):
             assert handle.read() == "customized\n"
     finally:
         tree("unmounted", qcow2, back)
+
+
+def test_a_tree_of_an_image_replaced_since_comes_down_with_its_connection(tmp_path, seed):
+    qcow2 = str(tmp_path / "replaced.qcow2")
+    shutil.copyfile(seed[1], qcow2)
+    root = str(tmp_path / "root")
+    up = tree("mounted", qcow2, root, mounts=[{"path": "/", "label": "part5"}], read_only=True)
+    try:
+        os.rename(qcow2, qcow2 + ".old")
+        shutil.copyfile(seed[1], qcow2)  # the same name, another file: no device serves it
+        down = tree("unmounted", qcow2, root)
+    finally:
+        tree("unmounted", None, root)
+    assert up["nbd_device"] in down["detached"] and mounts_under(root) == [] and not connected()

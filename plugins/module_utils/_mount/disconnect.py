@@ -10,8 +10,9 @@ Each mount resolves to the device at the bottom of its chain (a partition of
 connection found that way is disconnected when the mounting modules made it
 (its record's owner, ``_nbd/connect.owner``: a connection made by hand, by
 another server or for another image has none) and nothing else of it stays
-mounted - as an owned loop device under such a mount is detached. The
-disconnect itself waits for the loop devices over it to go, and leaves the
+mounted - as an owned loop device under such a mount is detached; that
+holds also when the image file was renamed or replaced since (the record
+names the server and the file it holds open). The disconnect itself waits for the loop devices over it to go, and leaves the
 connection when anything still uses it.
 """
 
@@ -55,10 +56,10 @@ def plan_disconnect(plan, unmounting, table, owner):
     if not numbers:
         return
     # Imported here: only a teardown over an nbd device needs the servers and records.
-    from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, server
+    from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect
     from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
     for number in numbers:
-        current = server.connection(number)
+        current = nbd_source.recorded_connection(number)
         if current is None or connect.owner(current) != owner:
             continue  # another NBD client, or connected by hand or by image_partitions: left as it is
 

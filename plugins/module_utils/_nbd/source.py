@@ -138,6 +138,25 @@ def in_use(number):
     return reasons
 
 
+def recorded_connection(number):
+    """The Connection of /dev/nbdN as its record knows it, also when its image
+    file was renamed or replaced since (``server.connection`` then sees no
+    image): the task in NBD_DO_IT belongs to a server started for the record,
+    and that server holds open the very file recorded. None otherwise."""
+    current = server.connection(number)
+    if current is not None:
+        return current
+    record = connect.read_record(number)
+    task = nbd.task_of(number)
+    pid = nbd.process_of_task(task) if task is not None and record is not None else None
+    if pid is None or pid not in record["pids"]:
+        return None
+    ident = tuple(record.get("identity") or ())
+    if len(ident) != 2 or not server.holds_open(pid, ident):
+        return None
+    return server.Connection(number, pid, record.get("image"), ident, nbd.read_only(number), nbd.size_bytes(number))
+
+
 def disconnect(connection, owner):
     """Take down a connection ``owner`` made, when nothing uses it; True when it went."""
     if connect.owner(connection) != owner:

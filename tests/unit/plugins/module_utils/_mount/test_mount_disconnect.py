@@ -4,6 +4,7 @@
 it only when the mounting modules connected it and nothing else of it stays mounted."""
 import pytest
 
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import disconnect
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, server
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import source as nbd_source
@@ -69,6 +70,38 @@ def test_a_connection_made_by_hand_or_by_image_partitions_stays(nbd0, owner):
 
 def test_another_nbd_client_is_left_alone(nbd0, monkeypatch):
     monkeypatch.setattr(server, "connection", lambda number: None)
+    monkeypatch.setattr(connect, "read_record", lambda number: None)
     plan = Steps()
     disconnect.plan_disconnect(plan, [Entry(1, 0)], [], "image_mount")
     assert plan.steps == []
+
+
+@pytest.fixture
+def replaced(monkeypatch):
+    """/dev/nbd2 served by pid 4242, whose image file was replaced: no path
+    leads to it, so server.connection does not know it; its record does."""
+    record = {"owner": "image_mount", "image": "/srv/cloud.qcow2", "identity": [1, 2], "pids": [4242]}
+    held = {(4242, (1, 2))}
+    monkeypatch.setattr(server, "connection", lambda number: None)
+    monkeypatch.setattr(connect, "read_record", lambda number: dict(record) if number == 2 else None)
+    monkeypatch.setattr(nbd, "task_of", lambda number: 4250 if number == 2 else None)
+    monkeypatch.setattr(nbd, "process_of_task", lambda task: 4242)
+    monkeypatch.setattr(server, "holds_open", lambda pid, ident: (pid, ident) in held)
+    monkeypatch.setattr(nbd, "read_only", lambda number: True)
+    monkeypatch.setattr(nbd, "size_bytes", lambda number: 1 << 30)
+    return record, held
+
+
+def test_a_connection_of_a_replaced_image_is_known_by_its_record(replaced):
+    found = nbd_source.recorded_connection(2)
+    assert (found.device, found.pid, found.identity, found.image) == ("/dev/nbd2", 4242, (1, 2), "/srv/cloud.qcow2")
+    assert nbd_source.recorded_connection(3) is None
+
+
+def test_a_record_proves_nothing_unless_its_server_holds_the_file_and_serves_the_device(replaced):
+    record, held = replaced
+    held.clear()  # the server holds another file
+    assert nbd_source.recorded_connection(2) is None
+    held.add((4242, (1, 2)))
+    record["pids"] = [999]  # the device is served by a process the record did not start
+    assert nbd_source.recorded_connection(2) is None
