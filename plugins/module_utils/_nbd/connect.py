@@ -196,8 +196,11 @@ def reap(run_dir=RECORD_DIR):
 
 
 def _serves(number, pids):
-    current = server.connection(number)
-    return current is not None and current.pid in pids
+    """Does one of ``pids`` serve /dev/nbdN (its task is in NBD_DO_IT)? Asked of
+    the device, not of the image's path: a server whose image file was renamed
+    or replaced since still serves it, and may hold mounted filesystems."""
+    task = nbd.task_of(number)
+    return task is not None and nbd.process_of_task(task) in pids
 
 
 # --- connecting -------------------------------------------------------------------
