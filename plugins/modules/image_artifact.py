@@ -14,7 +14,7 @@ short_description: Compressed copies, a bmap file and a checksum file of a disk 
 version_added: 0.1.0
 description:
   - Writes the files an image is shipped as, next to the image - compressed copies (C(.zst),
-    C(.xz)), a block map for C(bmaptool copy) (C(.bmap), bmap format 2.0 with a checksum per
+    C(.xz)), a qcow2 copy for virtual machines and clouds, a block map for C(bmaptool copy) (C(.bmap), bmap format 2.0 with a checksum per
     range), and a checksum file in the format C(sha256sum -c) reads, listing the image and
     every artifact.
   - The holes of a sparse image are never read - they are found with C(SEEK_DATA)/C(SEEK_HOLE)
@@ -52,6 +52,22 @@ options:
     elements: str
     choices: [xz, zstd]
     default: []
+  qcow2:
+    description:
+      - Write a qcow2 copy of the image (for virtual machines and clouds) at O(qcow2_path), with
+        C(qemu-img convert) (Debian package C(qemu-utils)); without qemu-img the module fails and
+        says so, before writing anything. Blocks of zeros and holes become unallocated clusters, so
+        the copy is about as large as the image's data.
+      - Every option that shapes the qcow2 file is given (qcow2 version 1.1, 64 KiB clusters, no
+        lazy refcounts, no preallocation, writes in order), so the same image gives the same qcow2
+        file with the same C(qemu-img) version, as reproducible builds need.
+    type: bool
+    default: false
+  qcow2_path:
+    description:
+      - Where the qcow2 copy goes; C(<src>) with C(.img) or C(.raw) replaced by C(.qcow2) (or
+        C(.qcow2) added) when not given.
+    type: path
   compress_level:
     description:
       - Compression level, 1 to 22 for zstd (default 3), 0 to 9 for xz (default 6). The same level
@@ -106,6 +122,11 @@ EXAMPLES = r"""
     compress_level: 9
     checksum: sha512
     checksum_path: /srv/images/SHA512SUMS
+
+- name: A qcow2 copy for a cloud (/srv/images/disk.qcow2), listed in the SHA256SUMS file with the image
+  diskimage.loop.image_artifact:
+    src: /srv/images/disk.img
+    qcow2: true
 """
 
 RETURN = r"""
@@ -125,7 +146,7 @@ artifacts:
   type: list
   elements: dict
   contains:
-    kind: {description: "V(zstd), V(xz), V(bmap) or V(checksums).", type: str}
+    kind: {description: "V(zstd), V(xz), V(qcow2), V(bmap) or V(checksums).", type: str}
     path: {description: The file., type: str}
     size: {description: "Its size in bytes (none when nothing had to be written).", type: int}
     checksum: {description: "Its checksum as listed in the checksum file (none for that file itself).", type: str}
@@ -154,6 +175,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 from ansible_collections.diskimage.loop.plugins.module_utils._artifact import compress, outputs
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import convert
 
 
 def file_mode(text):
@@ -168,6 +190,8 @@ def main():
         argument_spec=dict(
             src=dict(type="path", required=True, aliases=["image"]),
             compress=dict(type="list", elements="str", choices=list(compress.FORMATS), default=[]),
+            qcow2=dict(type="bool", default=False),
+            qcow2_path=dict(type="path"),
             compress_level=dict(type="int"),
             bmap=dict(type="bool", default=False),
             checksum=dict(type="str", choices=["", "sha1", "sha224", "sha256", "sha384", "sha512"], default="sha256"),
@@ -180,7 +204,8 @@ def main():
     p = module.params
     run(module, lambda: outputs.plan_artifacts(
         p["src"], list(dict.fromkeys(p["compress"])), p["compress_level"], p["bmap"], p["checksum"],
-        p["checksum_path"], file_mode(p["mode"]), p["force"]))
+        p["checksum_path"], file_mode(p["mode"]), p["force"],
+        conversions=[convert.Conversion(p["qcow2_path"])] if p["qcow2"] else []))
 
 
 if __name__ == "__main__":

@@ -72,9 +72,12 @@ options:
         there), also a real disk or a tmpfs. The loop device under it is detached only when this
         module attached it and nothing else uses it; a loop device with autoclear (C(mount -o loop))
         goes away by itself, and any other loop device, partition device or device-mapper map is
-        left as it is. The mount points the system needs (C(/), C(/usr), C(/var), C(/home), C(/tmp),
-        C(/run), C(/boot) and others, anything below C(/proc), C(/sys) and C(/dev)) and kernel
-        filesystems such as proc, sysfs or cgroup2 are refused.
+        left as it is. An NBD device under it (a partition of C(/dev/nbdN)) is disconnected when
+        this module or M(diskimage.loop.image_tree) connected it and nothing else of it stays
+        mounted; one connected by hand or by M(diskimage.loop.image_partitions) stays. The mount
+        points the system needs (C(/), C(/usr), C(/var), C(/home), C(/tmp), C(/run), C(/boot) and
+        others, anything below C(/proc), C(/sys) and C(/dev)) and kernel filesystems such as proc,
+        sysfs or cgroup2 are refused.
       - C(present) writes an fstab entry that mount(8) can act on by itself (C(loop,offset=N,sizelimit=M)
         for a partition inside an image) and creates the mount point. Nothing is mounted.
       - C(absent) unmounts and tears down as C(unmounted) does, removes the fstab entry for O(path)
@@ -361,7 +364,7 @@ unmounted:
   type: list
   elements: str
 detached:
-  description: Loop devices detached (or to be detached in check mode).
+  description: Loop devices detached, and NBD devices disconnected (or to be, in check mode).
   returned: always
   type: list
   elements: str

@@ -39,7 +39,11 @@ description:
     fails naming them, after it has taken down everything else. A loop device that cannot be
     detached yet because a mount that stays still needs it is set to detach itself (autoclear) when
     that mount goes.
-  - No C(losetup), C(mount), C(umount), C(systemd-dissect) or C(blkid) binary is needed on the target.
+  - An image that is not raw (qcow2, VMDK, VHDX; see O(image_format)) is served by C(qemu-nbd) on a
+    free C(/dev/nbdN), and its tree is mounted from that device's partitions; O(state=unmounted)
+    disconnects it again once nothing of it is mounted.
+  - No C(losetup), C(mount), C(umount), C(systemd-dissect) or C(blkid) binary is needed on the target
+    (C(qemu-nbd) only for an image that is not raw).
 author:
   - diskimage.loop contributors (@diskimage)
 extends_documentation_fragment: []
@@ -136,6 +140,24 @@ options:
         is left unchanged. Mount points must exist in the image then.
     type: bool
     default: false
+  image_format:
+    description:
+      - The container format of the image file O(src). C(auto) reads it from the header (qcow2, VMDK,
+        VHDX); anything else is raw, and raw images use loop devices.
+      - An image that is not raw is connected once per run to a free C(/dev/nbdN) by C(qemu-nbd)
+        (package C(qemu-utils)), read-only with O(read_only), and the tree is mounted from that
+        device's partitions; a device that serves the image already (connected by
+        M(diskimage.loop.image_partitions) or M(diskimage.loop.image_mount), say) is reused, and a
+        rerun finds the tree on it and changes nothing. A run that fails disconnects what it
+        connected.
+      - The connection is recorded as M(diskimage.loop.image_mount)'s, as the tree's loop devices are.
+        O(state=unmounted) disconnects it once nothing of it is mounted any more, also when only
+        O(root) is given; a device connected by hand or by M(diskimage.loop.image_partitions) is
+        left connected. In check mode the image is connected read-only for the time of the run, to
+        read it.
+    type: str
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    default: auto
   lazy:
     description:
       - With O(state=unmounted), detach a busy mount lazily (MNT_DETACH) instead of leaving it and
@@ -195,6 +217,20 @@ EXAMPLES = r"""
     read_only: true
     auto_exclude: [home]
 
+- name: Mount the tree of a qcow2 cloud image (qemu-nbd serves it on a free /dev/nbdN)
+  diskimage.loop.image_tree:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    root: /mnt/cloud
+    mounts:
+      - {path: /, partition: 1}
+      - {path: /boot/efi, partition: 15}
+
+- name: Take it down; the NBD device goes with the last mount
+  diskimage.loop.image_tree:
+    src: /srv/images/debian-12-genericcloud-amd64.qcow2
+    root: /mnt/cloud
+    state: unmounted
+
 - name: Unmount it, lazily where a process still holds a path
   diskimage.loop.image_tree:
     root: /mnt/inspect
@@ -208,6 +244,16 @@ src:
   returned: always
   type: str
   sample: /srv/images/disk.img
+image_format:
+  description: The format O(src) was served as; C(raw) for raw images, devices, and without O(src).
+  returned: always
+  type: str
+  sample: qcow2
+nbd_device:
+  description: The C(/dev/nbdN) that serves an image that is not raw; null otherwise.
+  returned: always
+  type: str
+  sample: /dev/nbd0
 root:
   description: The root directory of the tree.
   returned: always
@@ -260,7 +306,7 @@ unmounted:
     foreign: {description: "True for a mount that is not one of the image's filesystems (a bind of /proc,
               a tmpfs...).", type: bool, returned: always}
 detached:
-  description: Loop devices detached (or to be detached in check mode).
+  description: Loop devices detached, and NBD devices disconnected (or to be, in check mode).
   returned: always
   type: list
   elements: str
@@ -303,6 +349,7 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks, source as mount_source
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import root as tree_root, state as tree_state
 from ansible_collections.diskimage.loop.plugins.module_utils.plan import run
 
@@ -326,15 +373,16 @@ def main():
             esp_path=dict(type="str"),
             read_only=dict(type="bool", default=False),
             lazy=dict(type="bool", default=False),
+            image_format=dict(type="str", choices=list(formats.FORMATS), default="auto"),
         ),
         required_if=[("state", "mounted", ["src"]), ("state", "unmounted", ["src", "root"], True)],
         supports_check_mode=True,
     )
     params = module.params
-    run(module, lambda: tree_state.plan(
+    run(module, tree_state.planner(
         params["state"], params["src"], root=params["root"], mounts=params["mounts"],
         auto_exclude=params["auto_exclude"], esp_path=params["esp_path"], read_only=params["read_only"],
-        lazy=params["lazy"]),
+        lazy=params["lazy"], image_format=params["image_format"], check_mode=module.check_mode),
         locks.for_tree(params["src"], lambda: tree_root.root_path(params["src"], params["root"])[0], module.check_mode))
 
 

@@ -72,13 +72,14 @@ DEMO_PACKAGES=(python3 python3-venv util-linux mount fdisk e2fsprogs)
 # shellcheck disable=SC2034
 TEST_PACKAGES=("${DEMO_PACKAGES[@]}" kpartx dmsetup dosfstools xfsprogs btrfs-progs
   squashfs-tools erofs-utils xorriso busybox-static shellcheck git rsync
-  zstd xz-utils bmap-tools mtools faketime mmdebstrap qemu-user-static)
+  zstd xz-utils bmap-tools mtools faketime mmdebstrap qemu-user-static qemu-utils)
 # The large ones only the molecule stage (docker.io, mmdebstrap) and the vm stage
 # (qemu-system-x86, linux-image-amd64, and qemu-utils: qemu-nbd and qemu-img for the
 # NBD tests, which the guest runs from this root filesystem) need: scripts/test.sh installs them while the
 # first lane of stages already runs. A package the integration targets or the other
 # first-lane stages need belongs in TEST_PACKAGES (installed before the lanes start),
 # even when it is also listed here: the image_connection target builds its images
-# with mmdebstrap and runs arm64 binaries through qemu-user-static.
+# with mmdebstrap and runs arm64 binaries through qemu-user-static, and image_artifact's
+# qcow2 copy (unit tests, role_image_build) is written by qemu-img.
 # shellcheck disable=SC2034
 CONTAINER_VM_PACKAGES=(docker.io mmdebstrap qemu-system-x86 linux-image-amd64 qemu-utils)

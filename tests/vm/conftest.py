@@ -48,3 +48,33 @@ def scratch(tmp_path):
         yield box
     finally:
         box.close()
+
+
+@pytest.fixture(scope="session")
+def seed(tmp_path_factory):
+    """(raw, qcow2): the seed's eight-partition layout with ext4 filesystems,
+    and its qcow2 conversion, shared by the NBD tests. Made once: in the guest
+    every start of a qemu tool reads it over 9p, which is most of their time."""
+    from nbd_helpers import have_qemu_utils, make_seed  # the collection is importable once pytest is configured
+
+    if not IN_VM or not have_qemu_utils():
+        pytest.skip("VM tier with qemu-utils installed")
+    return make_seed(str(tmp_path_factory.mktemp("seed")))
+
+
+@pytest.fixture
+def nbd_leak_check():
+    """Fail a test that leaves an nbd device connected or a record behind (and disconnect it)."""
+    from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
+    from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect
+    from nbd_helpers import connected, have_qemu_utils
+
+    if not have_qemu_utils():
+        pytest.skip("qemu-utils is not installed")
+    before = connected()
+    yield
+    leaked = sorted(set(connected()) - set(before))
+    for device in leaked:
+        run("qemu-nbd", "--disconnect", device, check=False)
+    assert not leaked, "test left nbd devices connected: %s" % leaked
+    assert not [n for n in connect.records() if nbd.device_path(n) not in before], "records left behind"

@@ -21,57 +21,14 @@ import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import state as mount_state
-from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, overlay, server, source as nbd_source
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, overlay, source as nbd_source
 from ansible_collections.diskimage.loop.plugins.module_utils._partition import state as partitions_state
-from vm_helpers import IN_VM, MIB, SECTOR, SEED_LAYOUT, run, sfdisk_partitions, wait_for
+from nbd_helpers import check_clean, connected, servers
+from vm_helpers import MIB, run, wait_for
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("nbd_leak_check")]
 
 FILESYSTEM_PARTS = (1, 2, 3, 5, 6, 7, 8)
-
-
-def connected():
-    """{nbd device: task} of every connected nbd device, from sysfs."""
-    return dict((nbd.device_path(n), nbd.task_of(n)) for n in nbd.numbers() if nbd.task_of(n) is not None)
-
-
-def servers():
-    """Live qemu-nbd processes (a zombie has no command line)."""
-    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and server.is_server(int(pid))]
-
-
-@pytest.fixture(autouse=True)
-def _nbd_leak_check():
-    if not (shutil.which("qemu-nbd") and shutil.which("qemu-img")):
-        pytest.skip("qemu-utils is not installed")
-    before = connected()
-    yield
-    leaked = sorted(set(connected()) - set(before))
-    for device in leaked:
-        run("qemu-nbd", "--disconnect", device, check=False)
-    assert not leaked, "test left nbd devices connected: %s" % leaked
-    assert not [n for n in connect.records() if nbd.device_path(n) not in before], "records left behind"
-
-
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory):
-    """(raw, qcow2): the seed layout with an ext4 filesystem in every partition
-    that holds one, and its qcow2 conversion. Made once: in the guest every
-    start of a qemu tool reads it over 9p, which is most of this file's time."""
-    if not IN_VM or not (shutil.which("qemu-nbd") and shutil.which("qemu-img")):
-        pytest.skip("VM tier with qemu-utils installed")
-    directory = str(tmp_path_factory.mktemp("seed"))
-    raw = os.path.join(directory, "seed.img")
-    with open(raw, "wb") as handle:
-        handle.truncate(80 * MIB)
-    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw, input=SEED_LAYOUT)
-    for number, start, size, extended in sfdisk_partitions(raw):
-        if not extended:
-            run("mke2fs", "-q", "-F", "-t", "ext4", "-L", "part%d" % number, "-E", "offset=%d" % (start * SECTOR),
-                raw, "%dk" % (size * SECTOR // 1024))
-    qcow2 = os.path.join(directory, "seed.qcow2")
-    run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2)
-    return raw, qcow2
 
 
 def partitions(src, state="present", read_only=False, check_mode=False):
@@ -95,11 +52,6 @@ def mount(state, src, path, selector=None, read_only=False):
     return connections.release(src, lambda dev, unserved: mount_state.plan(
         state, dev, path, selector=None if unserved else selector),
         lambda plan, other: nbd_source.merge_lists(plan, other, ("steps",)))
-
-
-def check_clean(qcow2):
-    out = run("qemu-img", "check", "-f", "qcow2", qcow2).stdout
-    assert "No errors were found" in out, out
 
 
 def test_qcow2_seed_mounts_partition_by_partition(tmp_path, seed):

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the diskimage.loop collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Plan and write the artifacts of an image: compressed copies, bmap, checksum file.
+"""Plan and write the artifacts of an image: compressed copies, converted copies
+(written by a ``conversion`` the caller gives: _nbd/convert.py for qcow2), bmap,
+checksum file.
 
 Each file is written beside its final name and renamed into place, so an interrupted
 run leaves no artifact that looks finished; a rerun writes it again. An artifact is
@@ -32,14 +34,16 @@ class ArtifactPlan(Plan):
     """Which files the declaration asks for, which of them are missing or stale,
     and the steps that write those."""
 
-    def __init__(self, src, formats, level, want_bmap, algorithm, checksum_path, mode=0o644):
+    def __init__(self, src, formats, level, want_bmap, algorithm, checksum_path, mode=0o644, conversions=()):
         super(ArtifactPlan, self).__init__()
         self.src = src
         self.formats = list(formats)
         self.level = level
         self.algorithm = algorithm
         self.mode = mode
+        self.conversions = dict((c.kind, c) for c in conversions)
         self.paths = [(fmt, src + compress.SUFFIXES[fmt]) for fmt in self.formats]
+        self.paths += [(c.kind, c.path(src)) for c in conversions]
         if want_bmap:
             self.paths.append(("bmap", src + ".bmap"))
         self.checksum_path = None
@@ -105,6 +109,12 @@ class ArtifactPlan(Plan):
             comp = self.backends[kind]
             _write_atomically(path, self.mode, lambda out: compress.write_compressed(
                 self.src, extents.segments(scan), comp, out, scan.block_size))
+        elif kind in self.conversions:
+            def convert(part):
+                self.conversions[kind].write(self.src, part)
+                _fsync_path(part)
+
+            _replace_with(path, self.mode, convert)
         elif kind == "bmap":
             text = bmap.render(scan).encode("ascii")
             _write_atomically(path, self.mode, lambda out: out.write(text))
@@ -133,9 +143,11 @@ class ArtifactPlan(Plan):
 
 
 def plan_artifacts(src, formats, level=None, want_bmap=False, algorithm="sha256", checksum_path=None,
-                   mode=0o644, force=False):
-    """An ArtifactPlan with a step for each file to write, the checksum file last."""
-    plan = ArtifactPlan(src, formats, level, want_bmap, algorithm, checksum_path, mode)
+                   mode=0o644, force=False, conversions=()):
+    """An ArtifactPlan with a step for each file to write, the checksum file last.
+    ``conversions``: objects with ``kind``, ``path(src)`` and ``write(src, dest)``
+    that write a copy of the image in another format."""
+    plan = ArtifactPlan(src, formats, level, want_bmap, algorithm, checksum_path, mode, conversions)
     # a missing backend fails before anything is written
     plan.backends = dict((fmt, compress.backend(fmt, level)) for fmt in plan.formats)
     stale = plan.stale()
@@ -150,12 +162,30 @@ def plan_artifacts(src, formats, level=None, want_bmap=False, algorithm="sha256"
 
 
 def _write_atomically(path, mode, writer):
-    part = path + ".part"
-    try:
+    def make(part):
         with open(part, "wb") as out:
             writer(out)
             out.flush()
             os.fsync(out.fileno())
+
+    _replace_with(path, mode, make)
+
+
+def _fsync_path(path):
+    """Flush ``path``, which another program wrote, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_with(path, mode, make):
+    """``make(part)`` writes the file beside ``path``; it is renamed into place
+    once complete, and removed when it is not."""
+    part = path + ".part"
+    try:
+        make(part)
         os.chmod(part, mode)
         os.replace(part, path)
     except BaseException:

@@ -34,7 +34,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._mount.fstab import
     plan_fstab_absent,
 )
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.options import requested_options
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import MountPlan, describe_mount
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER, MountPlan, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.setup import plan_mount_new, plan_remount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource, filesystem_type, select
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.target import (
@@ -121,6 +121,7 @@ def _take_down(state, src, path, selector, lazy, follow_symlinks, fstype):
     # modules pay for every line they import (module_utils ship as source).
     from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import (
         missing_source, plan_teardown, plan_teardown_path, plan_unmount, plan_unmount_path)
+    from ansible_collections.diskimage.loop.plugins.module_utils._mount.disconnect import plan_disconnect
     plan = MountPlan(state)
     plan.target = Target(path, follow_symlinks)
     table = mountinfo.read_mountinfo()
@@ -128,6 +129,7 @@ def _take_down(state, src, path, selector, lazy, follow_symlinks, fstype):
         refuse_system_path(plan.target.path)
         unmounting = plan_unmount_path(plan, lazy, table, fstype)
         plan_teardown_path(plan, table, unmounting, lazy)
+        plan_disconnect(plan, unmounting, table, OWNER)
         return plan, unmounting
     refuse_root_path(plan.target.path)
     plan.source = missing_source(plan, src, table)

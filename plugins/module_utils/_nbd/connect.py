@@ -235,7 +235,7 @@ def reap(run_dir=RECORD_DIR):
             if _serves(number, started()):
                 if holder_alive(record.get("holder")) or not wait_until(lambda: not in_use(number), UNUSED_WAIT):
                     continue  # its holder runs, or something else uses it now: not ours to take down
-                take_down(number, server.connection(number).pid, run_dir)
+                take_down(number, nbd.process_of_task(nbd.task_of(number)), run_dir)
                 continue
             for pid in started():
                 stop_server(pid, number)
@@ -243,8 +243,11 @@ def reap(run_dir=RECORD_DIR):
 
 
 def _serves(number, pids):
-    current = server.connection(number)
-    return current is not None and current.pid in pids
+    """Does one of ``pids`` serve /dev/nbdN (its task is in NBD_DO_IT)? Asked of
+    the device, not of the image's path: a server whose image file was renamed
+    or replaced since still serves it, and may hold mounted filesystems."""
+    task = nbd.task_of(number)
+    return task is not None and nbd.process_of_task(task) in pids
 
 
 # --- connecting -------------------------------------------------------------------

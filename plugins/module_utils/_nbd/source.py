@@ -74,7 +74,21 @@ def block_source(src, image_format="auto", read_only=False, owner=None, connect_
             return BlockSource(path, fmt, reused)
         connection = connect.connect(path, fmt, bool(read_only) or check_mode, owner,
                                      size=formats.qcow2_virtual_size(header))
+    settle_partitions(connection.device)
     return BlockSource(path, fmt, connection, connected_now=True)
+
+
+def settle_partitions(device):
+    """Open a device just connected once, and close it. The kernel scans its
+    partition table again on the first open after the connect (it drops every
+    partition and adds them back); when another program (udev's probe) opens
+    it first, that scan holds the disk's open mutex, so this open returns once
+    it is done. Either way the partitions the rest of the run looks up stay."""
+    try:
+        fd = os.open(device, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return  # reading the table will say what is wrong, in its own words
+    os.close(fd)
 
 
 def _reusable(path, ident, read_only):
@@ -115,6 +129,25 @@ def partitions_backend(path, requested):
 
 
 in_use = connect.in_use  # why /dev/nbdN cannot be disconnected, in words
+
+
+def recorded_connection(number):
+    """The Connection of /dev/nbdN as its record knows it, also when its image
+    file was renamed or replaced since (``server.connection`` then sees no
+    image): the task in NBD_DO_IT belongs to a server started for the record,
+    and that server holds open the very file recorded. None otherwise."""
+    current = server.connection(number)
+    if current is not None:
+        return current
+    record = connect.read_record(number)
+    task = nbd.task_of(number)
+    pid = nbd.process_of_task(task) if task is not None and record is not None else None
+    if pid is None or pid not in record["pids"]:
+        return None
+    ident = tuple(record.get("identity") or ())
+    if len(ident) != 2 or not server.holds_open(pid, ident):
+        return None
+    return server.Connection(number, pid, record.get("image"), ident, nbd.read_only(number), nbd.size_bytes(number))
 
 
 def disconnect(connection, owner):

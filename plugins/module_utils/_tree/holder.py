@@ -68,6 +68,20 @@ def refuse_in_use(image):
                                   "one filesystem mounted twice is corrupted")
 
 
+def refuse_not_raw(image):
+    """The connection holds a loop device over the image file: its bytes must
+    be the disk. A qcow2, VMDK or VHDX image would show its format's tables."""
+    from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
+    try:
+        fmt = formats.resolve(image)
+    except (DiskImageError, IOError, OSError):
+        return  # a missing or unreadable image is reported by the mount, with its own words
+    if fmt != formats.RAW:
+        raise DiskImageError("%s is a %s image, and the image connection mounts raw images only" % (image, fmt),
+                             hint="Convert it (qemu-img convert -O raw), or work on its tree with image_tree "
+                                  "(image_customize_tasks), which serves it through NBD")
+
+
 class Holder(object):
 
     def __init__(self, request):
@@ -84,6 +98,7 @@ class Holder(object):
         sweep_stale_dirs(base_dir)
         self.base = os.path.join(base_dir, "%s%d.%s" % (TMP_PREFIX, os.getpid(), os.urandom(3).hex()))
         os.mkdir(self.base, 0o700)
+        refuse_not_raw(req["image"])
         refuse_in_use(req["image"])
         self.private_ns = namespace.unshare_private()
         self.tree = TreeMount(req["image"], self.base, read_only=req.get("read_only", False))

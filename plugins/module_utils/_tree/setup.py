@@ -150,12 +150,14 @@ class _TreeRun(object):
                       "and no XBOOTLDR partition takes it, else at /efi" % sub.selection.describe(), mount_esp)
 
 
-def plan_mounted(src, root=None, mounts=None, auto_exclude=(), esp_path="", read_only=False):
+def plan_mounted(src, root=None, mounts=None, auto_exclude=(), esp_path="", read_only=False, device=None):
     """Plan: the filesystems of ``src`` mounted under ``root``, as declared
-    or by the Discoverable Partitions rules."""
+    or by the Discoverable Partitions rules. ``device``, when given, is what
+    shows ``src`` (the nbd device that serves an image that is not raw): the
+    filesystems come from it, the default root is named after ``src``."""
     plan = TreePlan("mounted")
     plan.root, plan.default_root = root_path(src, root)
-    plan.source = MountSource(src)
+    plan.source = MountSource(device or src)
     entries = wanted_entries(plan.source, mounts, auto_exclude)
     table = mountinfo.read_mountinfo()
     run = _TreeRun(plan, plan.source, read_only)

@@ -28,9 +28,10 @@ import os
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import holders, mountinfo, mountsys
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.disconnect import plan_disconnect
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import chain_of, extent_of, mount_devno
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.extent import loop_exposure
-from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import describe_mount
+from ansible_collections.diskimage.loop.plugins.module_utils._mount.plan import OWNER, describe_mount
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.source import MountSource
 from ansible_collections.diskimage.loop.plugins.module_utils._mount.teardown import plan_detach_unused, release_loop
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.root import root_path
@@ -146,12 +147,22 @@ def _stop_propagation(tops):
                 raise
 
 
-def plan_unmounted(src=None, root=None, lazy=False):
+def plan_unmounted(src=None, root=None, lazy=False, device=None):
     """Plan: nothing mounted at or below the root, no loop device left that
-    served the image's mounts, and the default root removed."""
+    served the image's mounts, and the default root removed. ``device``, when
+    given, is what shows ``src`` (the nbd device that serves it), and tells
+    the image's own mounts from the others.
+
+    The nbd connections under the mounts that image_mount's core made are
+    disconnected too, once nothing else uses them - found from the mounts,
+    unless ``device`` is the nbd device that serves ``src``: then the caller
+    (_nbd/source.RunConnections.release) disconnects every connection of the
+    image, mounted or not. From the mounts, a connection of an image file
+    that was replaced or renamed since (no device serves ``src`` any more)
+    goes too."""
     plan = TreePlan("unmounted")
     plan.root, plan.default_root = root_path(src, root)
-    plan.source = _source(src)
+    plan.source = _source(device or src)
     if not os.path.isdir(plan.root):
         return plan
     table = mountinfo.read_mountinfo()
@@ -182,6 +193,8 @@ def plan_unmounted(src=None, root=None, lazy=False):
             seen.add(exposure.name)
             loops.append(exposure)
     plan_detach_unused(plan, loops, under, lazy, release=_release)
+    if device is None or device == src:
+        plan_disconnect(plan, under, table, OWNER)
     if plan.default_root:
         plan.add("remove the root %s" % plan.root, lambda: _remove_root(plan))
     return plan
