@@ -32,22 +32,20 @@ def test_a_holder_is_its_pid_and_start_time(tmp_path):
     assert connect.holder_alive(connect.holder_of())  # this very process, on the real /proc
 
 
-class Current(object):
-    def __init__(self, pid):
-        self.pid = pid
-
-
 @pytest.fixture
 def reaping(monkeypatch):
     """reap over one record of /dev/nbd3 whose server 900 serves it; what it takes down."""
     state = {"holder": None, "busy": [], "taken": []}
     monkeypatch.setattr(connect, "records", lambda run_dir: {3: {"pids": [900], "holder": state["holder"]}})
     monkeypatch.setattr(connect.server, "started_with", lambda path, number: [900])
-    monkeypatch.setattr(connect.server, "connection", lambda number: Current(900))
+    # the device's task 901 is a thread of the server 900
+    monkeypatch.setattr(connect.nbd, "task_of", lambda number: 901)
+    monkeypatch.setattr(connect.nbd, "process_of_task", lambda task: 900 if task == 901 else None)
     monkeypatch.setattr(connect, "in_use", lambda number: state["busy"])
     monkeypatch.setattr(connect, "take_down", lambda number, pid, run_dir: state["taken"].append((number, pid)))
     monkeypatch.setattr(connect, "forget", lambda number, run_dir: state["taken"].append(("forget", number)))
     monkeypatch.setattr(connect, "UNUSED_WAIT", 0.05)
+    monkeypatch.setattr(connect, "READY_WAIT", 0.05)
     return state
 
 
