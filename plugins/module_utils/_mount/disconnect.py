@@ -12,8 +12,9 @@ connection found that way is disconnected when the mounting modules made it
 another server or for another image has none) and nothing else of it stays
 mounted - as an owned loop device under such a mount is detached; that
 holds also when the image file was renamed or replaced since (the record
-names the server and the file it holds open). The disconnect itself waits for the loop devices over it to go, and leaves the
-connection when anything still uses it.
+names the server and the file it holds open). The disconnect itself waits
+for the loop devices over it to go, and leaves the connection when anything
+still uses it.
 """
 
 from __future__ import absolute_import, division, print_function
