@@ -78,6 +78,16 @@ options:
     default: ""
     vars:
       - name: ansible_image_esp_path
+  image_format:
+    description:
+      - The container format of O(image) - C(raw), C(qcow2), C(vmdk), C(vhdx) - or C(auto), which reads it
+        from the header. C(raw) is honoured whatever the header says; a declared format the header
+        contradicts is refused.
+    type: str
+    default: auto
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    vars:
+      - name: ansible_image_format
   read_only:
     description: Mount everything read-only; tasks can look, the image file does not change.
     type: bool
@@ -208,6 +218,7 @@ class Connection(ConnectionBase):
             "auto_exclude": self.get_option("auto_exclude") or [],
             "esp_path": self.get_option("esp_path") or "",
             "read_only": bool(self.get_option("read_only")),
+            "image_format": self.get_option("image_format") or "auto",
             "arch": self.get_option("arch") or "",
             "emulator": self.get_option("emulator") or "",
             "resolv_conf": bool(self.get_option("resolv_conf")),

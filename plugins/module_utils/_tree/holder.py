@@ -76,13 +76,17 @@ def refuse_in_use(image):
                                   "one filesystem mounted twice is corrupted")
 
 
-def image_format(image):
-    """The format the image's header says; raw for what cannot be read (the
-    mount reports a missing or unreadable image, with its own words)."""
-    try:
-        return formats.resolve(image)
-    except (DiskImageError, IOError, OSError):
+def image_format(image, declared="auto"):
+    """The format to serve the image as: ``declared``, or what its header says
+    (formats.resolve). An image that cannot be read is left to the mount,
+    which reports it with its own words."""
+    if declared == formats.RAW:
         return formats.RAW
+    try:
+        header = formats.read_header(image)
+    except DiskImageError:
+        return formats.RAW
+    return formats.resolve(image, declared, header)
 
 
 class Holder(object):
@@ -105,7 +109,7 @@ class Holder(object):
         refuse_in_use(req["image"])
         read_only = req.get("read_only", False)
         disk = req["image"]
-        fmt = image_format(disk)
+        fmt = image_format(disk, req.get("image_format") or "auto")
         if fmt != formats.RAW:
             # connected before the unshare: qemu-nbd must not live in (and keep) the private namespace
             held = Held(disk, fmt, OWNER, read_only=read_only)

@@ -10,7 +10,7 @@ from ansible_collections.diskimage.loop.plugins.module_utils._tree import holder
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 
-def test_the_format_is_the_header_s_and_raw_when_unreadable(tmp_path):
+def test_the_format_is_the_declared_one_or_the_header_s(tmp_path):
     qcow2 = tmp_path / "cloud.qcow2"
     qcow2.write_bytes(b"QFI\xfb" + b"\0" * 508)
     raw = tmp_path / "disk.img"
@@ -18,6 +18,10 @@ def test_the_format_is_the_header_s_and_raw_when_unreadable(tmp_path):
     assert holder.image_format(str(qcow2)) == "qcow2"
     assert holder.image_format(str(raw)) == "raw"
     assert holder.image_format(str(tmp_path / "missing.img")) == "raw"  # the mount says it is missing
+    assert holder.image_format(str(qcow2), "qcow2") == "qcow2"
+    assert holder.image_format(str(qcow2), "raw") == "raw"  # the file's bytes as they are, when declared
+    with pytest.raises(DiskImageError, match="declared vmdk, but its header says qcow2"):
+        holder.image_format(str(qcow2), "vmdk")
 
 
 class FakeHeld(object):
