@@ -20,7 +20,6 @@ import signal
 
 import pytest
 
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import holder, namespace
 from nbd_helpers import check_clean, connected, have_qemu_utils, servers
@@ -105,6 +104,10 @@ class Forked(object):
         return "/proc/%d/root%s%s" % (self.pid, self.answer["root"], path)
 
 
+def number_of(device):
+    return int(device[len("/dev/nbd"):])
+
+
 def run_inside(answer, path, content):
     """Write a file chrooted in the tree, as the connection runs a command:
     a child process that enters the holder's namespace and root first."""
@@ -130,7 +133,7 @@ def test_a_qcow2_image_is_served_written_flushed_and_disconnected(qcow2_image):
         assert up.answer["image_format"] == "qcow2" and device.startswith("/dev/nbd")
         assert list(connected()) == [device] and len(servers()) == 1
         assert up.answer["mounted"][0]["device"].startswith(up.answer["loop"])  # a loop device over /dev/nbdN
-        record = connect.read_record(int(device[len("/dev/nbd"):]))
+        record = connect.read_record(number_of(device))
         assert record["owner"] == holder.OWNER and record["holder"]["pid"] == up.pid
         assert run_inside(up.answer, WRITTEN, "through the holder\n") == 0
     finally:
@@ -142,7 +145,7 @@ def test_a_qcow2_image_is_served_written_flushed_and_disconnected(qcow2_image):
     back = Forked(qcow2_image, read_only=True)
     try:
         assert back.answer["ok"], back.answer
-        number = int(back.answer["nbd_device"][len("/dev/nbd"):])
+        number = number_of(back.answer["nbd_device"])
         with open("/sys/block/nbd%d/ro" % number) as handle:
             assert handle.read().strip() == "1"
         with open(back.in_tree(WRITTEN)) as handle:
@@ -158,13 +161,16 @@ def test_a_killed_holder_s_device_is_taken_down_by_the_next_connect(qcow2_image)
     device = killed.answer["nbd_device"]
     killed.kill()
     # the namespace, its mounts and the loop device went with the process; the connection stays
-    assert list(connected()) == [device] and len(servers()) == 1
+    left = servers()
+    assert list(connected()) == [device] and len(left) == 1
+    assert not connect.holder_alive(connect.read_record(number_of(device))["holder"])
 
     again = Forked(qcow2_image, read_only=True)  # its connect reaps first, then serves the image again
     try:
         assert again.answer["ok"], again.answer
-        assert nbd.task_of(int(device[len("/dev/nbd"):])) is None or again.answer["nbd_device"] == device
-        assert len(connected()) == 1 and len(servers()) == 1
+        assert not set(left) & set(servers()), "the killed holder's server still runs"
+        assert list(connected()) == [again.answer["nbd_device"]] and len(servers()) == 1
+        assert connect.read_record(number_of(again.answer["nbd_device"]))["holder"]["pid"] == again.pid
     finally:
         assert again.close()["problems"] == []
     assert not connected() and not servers() and not connect.records()
