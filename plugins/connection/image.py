@@ -17,6 +17,11 @@ description:
   - The mounts exist only in a mount namespace held by a holder process. They never appear in the
     controller's mount table, and the kernel drops them when the namespace's last process exits, however
     it ends. The image's loop device is attached with autoclear, so the kernel also detaches it then.
+  - An image that is not raw (qcow2, VMDK, VHDX, known by its header) is served by C(qemu-nbd) (package
+    C(qemu-utils)) on a free C(/dev/nbdN), connected before the namespace is made (read-only with
+    O(read_only)); the loop device is attached over that device. Closing the connection flushes and
+    disconnects it; if the holder is killed, the next connect of any module of the collection takes the
+    device down.
     Closing the connection (at the end of every task) kills what the task left running in the image,
     removes what was written for the duration, unmounts everything and detaches the loop device.
   - Images of another architecture (arm64, armhf, riscv64 on an x86-64 controller) run their programs
@@ -73,6 +78,16 @@ options:
     default: ""
     vars:
       - name: ansible_image_esp_path
+  image_format:
+    description:
+      - The container format of O(image) - C(raw), C(qcow2), C(vmdk), C(vhdx) - or C(auto), which reads it
+        from the header. C(raw) is honoured whatever the header says; a declared format the header
+        contradicts is refused.
+    type: str
+    default: auto
+    choices: [auto, raw, qcow2, vmdk, vhdx]
+    vars:
+      - name: ansible_image_format
   read_only:
     description: Mount everything read-only; tasks can look, the image file does not change.
     type: bool
@@ -203,6 +218,7 @@ class Connection(ConnectionBase):
             "auto_exclude": self.get_option("auto_exclude") or [],
             "esp_path": self.get_option("esp_path") or "",
             "read_only": bool(self.get_option("read_only")),
+            "image_format": self.get_option("image_format") or "auto",
             "arch": self.get_option("arch") or "",
             "emulator": self.get_option("emulator") or "",
             "resolv_conf": bool(self.get_option("resolv_conf")),
@@ -237,8 +253,9 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure("cannot open %s as a host: %s%s" % (
                 request["image"], answer.get("msg", "no answer"), self._describe(report)))
         self._info = answer
-        display.vvv("IMAGE %s: tree of %s (%s%s) via %s: %s" % (
-            request["image"], answer["arch"], answer["loop"], ", emulated" if answer["emulated"] else "",
+        display.vvv("IMAGE %s: tree of %s (%s%s%s) via %s: %s" % (
+            request["image"], answer["arch"], answer["loop"],
+            " over %s" % answer["nbd_device"] if answer.get("nbd_device") else "", ", emulated" if answer["emulated"] else "",
             answer["root"], ", ".join("%s=%s" % (m["path"], m["device"]) for m in answer["mounted"])),
             host=self._play_context.remote_addr)
         self._connected = True

@@ -7,7 +7,7 @@
 2. under the image's lock, make the image from the golden one when it is
    missing: a copy (golden.py) or a qcow2 overlay (_nbd/overlay.py);
 3. grow it to its size (image_size.py); a qcow2 image is connected to an
-   nbd device first (served.py), and grows and is written through it;
+   nbd device first (_nbd/held.py), and grows and is written through it;
 4. move this process into a mount namespace of its own, attach the image
    (or its nbd device) to a loop device with autoclear and mount its tree
    there (_tree/mount.py, the plan of _tree/plan.py);
@@ -19,7 +19,7 @@ and the loop device (autoclear, held open by this process only) with them.
 The one thing a killed run can leave is an empty directory in the temporary
 directory, which the next run sweeps (as the image connection's holder does),
 and for a qcow2 image an nbd device whose holder is dead, which the next
-connect takes down (served.py).
+connect takes down (_nbd/held.py).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,17 +32,19 @@ import tempfile
 from ansible_collections.diskimage.loop.plugins.module_utils._files import entries as files_entries
 from ansible_collections.diskimage.loop.plugins.module_utils._files import golden as golden_copy
 from ansible_collections.diskimage.loop.plugins.module_utils._files import image_size
-from ansible_collections.diskimage.loop.plugins.module_utils._files import served
 from ansible_collections.diskimage.loop.plugins.module_utils._files import tree_files
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel.flock import Key, Locks
 from ansible_collections.diskimage.loop.plugins.module_utils._mount import locks
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import held as nbd_held
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd.connect import settled as connect_settled
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import overlay as qcow2_overlay
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import holder, namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import plan as tree_plan
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.mount import TreeMount
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
+
+OWNER = "image_files"  # the module a connection's record names
 
 
 class Request(object):
@@ -185,9 +187,9 @@ def _through_nbd(req, fmt, size, check_mode, result):
     """A qcow2 (or other non-raw) image: resized, connected, grown and written
     through its nbd device, disconnected; the file changes."""
     with connect_settled(check_mode=check_mode):
-        served.refuse_served(req.src)  # after the reaping: a killed run's device is gone now
+        nbd_held.refuse_served(req.src)  # after the reaping: a killed run's device is gone now
     resized = _resize_virtual(req.src, size, check_mode, result)
-    with served.Served(req.src, fmt, read_only=check_mode) as connection:
+    with nbd_held.Held(req.src, fmt, OWNER, read_only=check_mode, check_mode=check_mode) as connection:
         result["nbd_device"] = connection.device
         if resized and check_mode:
             result["actions"].append("grow the partition that ends last and its filesystem to fill %d bytes" % size)

@@ -6,12 +6,17 @@
 Started with a JSON request on its first stdin line, it makes a private mount
 namespace, mounts the image's tree there (plan.py, mount.py), prepares a
 working root (workroot.py) and, for a foreign architecture, registers
-qemu-user-static (binfmt.py). It answers with one JSON line, then waits: the
-connection runs commands by entering its namespace (namespace.enter). End of
+qemu-user-static (binfmt.py). An image that is not raw (qcow2, VMDK, VHDX)
+is connected to a /dev/nbdN first, before the unshare, and the tree is
+mounted from a loop device over that device (_nbd/held.py). It answers
+with one JSON line, then waits: the connection runs commands by entering
+its namespace (namespace.enter). End of
 stdin (the connection closed it, or died) or SIGTERM tears everything down
 and a last JSON line reports what was undone. If this process is killed, the
 kernel drops the namespace with its mounts when the last process in it exits,
-and the autoclear loop device goes with them.
+and the autoclear loop device goes with them; the nbd connection, whose
+record names this process as its holder, is taken down by the next connect
+of any module of the collection (_nbd/connect.reap).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,12 +34,15 @@ import tempfile
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import namespace as kernel_namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._loop import loopdev
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
+from ansible_collections.diskimage.loop.plugins.module_utils._nbd.held import Held
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import binfmt, namespace
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.mount import TreeMount
 from ansible_collections.diskimage.loop.plugins.module_utils._tree.workroot import WorkRoot
 
 TMP_PREFIX = "diskimage-image."
+OWNER = "image connection"  # what the record of an nbd connection names
 _TMP_RE = re.compile(r"^diskimage-image\.(\d+)\.")
 
 
@@ -68,18 +76,17 @@ def refuse_in_use(image):
                                   "one filesystem mounted twice is corrupted")
 
 
-def refuse_not_raw(image):
-    """The connection holds a loop device over the image file: its bytes must
-    be the disk. A qcow2, VMDK or VHDX image would show its format's tables."""
-    from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
+def image_format(image, declared="auto"):
+    """The format to serve the image as: ``declared``, or what its header says
+    (formats.resolve). An image that cannot be read is left to the mount,
+    which reports it with its own words."""
+    if declared == formats.RAW:
+        return formats.RAW
     try:
-        fmt = formats.resolve(image)
-    except (DiskImageError, IOError, OSError):
-        return  # a missing or unreadable image is reported by the mount, with its own words
-    if fmt != formats.RAW:
-        raise DiskImageError("%s is a %s image, and the image connection mounts raw images only" % (image, fmt),
-                             hint="Convert it (qemu-img convert -O raw), or work on its tree with image_tree "
-                                  "(image_customize_tasks), which serves it through NBD")
+        header = formats.read_header(image)
+    except DiskImageError:
+        return formats.RAW
+    return formats.resolve(image, declared, header)
 
 
 class Holder(object):
@@ -91,6 +98,7 @@ class Holder(object):
         self.binfmt_name = None
         self.base = None
         self.private_ns = None  # the mount namespace of its own, once unshare succeeded
+        self.held = None  # the nbd connection of an image that is not raw
 
     def setup(self):
         req = self.request
@@ -98,10 +106,17 @@ class Holder(object):
         sweep_stale_dirs(base_dir)
         self.base = os.path.join(base_dir, "%s%d.%s" % (TMP_PREFIX, os.getpid(), os.urandom(3).hex()))
         os.mkdir(self.base, 0o700)
-        refuse_not_raw(req["image"])
         refuse_in_use(req["image"])
+        read_only = req.get("read_only", False)
+        disk = req["image"]
+        fmt = image_format(disk, req.get("image_format") or "auto")
+        if fmt != formats.RAW:
+            # connected before the unshare: qemu-nbd must not live in (and keep) the private namespace
+            held = Held(disk, fmt, OWNER, read_only=read_only)
+            disk = held.__enter__().device  # nothing stays connected when it fails
+            self.held = held
         self.private_ns = namespace.unshare_private()
-        self.tree = TreeMount(req["image"], self.base, read_only=req.get("read_only", False))
+        self.tree = TreeMount(disk, self.base, read_only=read_only)
         plan = self.tree.plan(req.get("mounts") or (), req.get("auto_exclude") or ())
         self.tree.attach()
         mounted = self.tree.mount(plan, req.get("esp_path") or "")
@@ -119,13 +134,14 @@ class Holder(object):
         if req.get("service_guard", True):
             self.work.service_guard()
         return {"ok": True, "pid": os.getpid(), "namespace": self.private_ns, "root": self.base, "arch": arch, "emulated": emulated,
-                "binfmt": self.binfmt_name, "loop": self.tree.loop.device,
+                "binfmt": self.binfmt_name, "loop": self.tree.loop.device, "image_format": fmt,
+                "nbd_device": disk if self.held is not None else None,
                 "mounted": [{"path": m["path"], "device": m["device"], "fstype": m["fstype"]} for m in mounted],
                 "prepared": self.work.done}
 
     def teardown(self):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the teardown short
-        done, problems = [], []
+        done, problems, tree_problems = [], [], []
         if self.private_ns:
             try:
                 left = namespace.kill_members(self.private_ns)
@@ -139,7 +155,11 @@ class Holder(object):
             done += d
             problems += p
         if self.tree is not None:
-            d, p = self.tree.close()
+            d, tree_problems = self.tree.close()
+            done += d
+            problems += tree_problems
+        if self.held is not None:
+            d, p = self._disconnect(tree_closed=not tree_problems)
             done += d
             problems += p
         if self.binfmt_name:
@@ -155,6 +175,20 @@ class Holder(object):
                 # Never rmtree: the image's files may still be mounted there.
                 problems.append("could not remove %s: %s" % (self.base, exc))
         return {"done": done, "problems": problems}
+
+    def _disconnect(self, tree_closed):
+        """Flush and disconnect the nbd device, once nothing is mounted from it.
+        When the tree did not come down cleanly, the device is left to the next
+        connect's reaping, which takes it down once this process is gone and
+        the kernel has dropped its namespace."""
+        device = self.held.connection.device
+        if not tree_closed:
+            return [], ["%s stays connected until this process has exited; the next connect takes it down" % device]
+        try:
+            self.held.release()
+        except (DiskImageError, OSError) as exc:
+            return [], ["could not disconnect %s: %s" % (device, exc)]
+        return ["disconnected %s" % device], []
 
 
 def _alive(pid):
