@@ -74,7 +74,7 @@ options:
     description:
       - Make a missing O(src) a qcow2 overlay backed by O(copy_from) (a raw or qcow2 golden image,
         recorded by its absolute path and its format), as C(qemu-img create -f qcow2 -b GOLDEN -F FORMAT)
-        would, under a temporary name renamed into place. Needs O(copy_from) and C(qemu-img) and
+        would, under the side name C(SRC.part) renamed into place. Needs O(copy_from) and C(qemu-img) and
         C(qemu-nbd) (package C(qemu-utils)) on the target, and a kernel with the C(nbd) module.
       - An existing overlay of O(copy_from) is kept (O(force_copy) makes a new one); another file at
         O(src) - a raw copy, or an overlay of another golden image - is refused, unless O(force_copy).

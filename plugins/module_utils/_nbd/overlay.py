@@ -7,9 +7,11 @@
 milliseconds whatever the golden image's size: reads fall through to the golden
 image, writes stay in the overlay. The golden image's format is read from its
 header and always given (-F), never probed; its path is recorded absolute, so
-the overlay works from any directory. The overlay is made under a temporary
-name and renamed into place, so a killed run never leaves half an overlay at
-the path; an overlay that exists with the same backing file is left as it is.
+the overlay works from any directory. The overlay is made under the side name
+OVERLAY.part and renamed into place, so a killed run never leaves half an
+overlay at the path; the side name is fixed, not random, so the next run
+removes what a killed one left there (the caller holds the image's path lock,
+as for copies). An overlay that exists with the same backing file is left as it is.
 
 The golden image must not change while overlays use it: write to the overlays
 (through NBD, see ``source.py``), never to the golden image.
@@ -19,15 +21,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import shutil
 import subprocess
-import tempfile
 
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import formats
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 QEMU_IMG = "qemu-img"
+PART_SUFFIX = ".part"
 SEARCH_PATH = ("/usr/bin", "/usr/local/bin", "/bin")
 
 
@@ -72,9 +75,12 @@ def ensure_overlay(golden, overlay, backing_format="auto", force=False, check_mo
         raise DiskImageError(state, hint="Remove it, or set force to replace it with a new overlay")
     if check_mode:
         return True
-    directory = os.path.dirname(overlay)
-    handle, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(overlay), dir=directory)
-    os.close(handle)
+    tmp = overlay + PART_SUFFIX
+    try:
+        os.unlink(tmp)  # a killed run's leftover
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise DiskImageError.from_oserror("cannot remove the unfinished overlay %s" % tmp, exc)
     try:
         proc = subprocess.run([qemu_img(), "create", "-q", "-f", "qcow2", "-b", golden, "-F", fmt, tmp]
                               + ([str(size)] if size is not None else []),
