@@ -44,3 +44,15 @@ def make_seed(directory):
     qcow2 = os.path.join(directory, "seed.qcow2")
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2)
     return raw, qcow2
+
+
+def make_seed_with_root(image, tree):
+    """The seed layout in the raw file ``image``, and in its last partition
+    (logical partition 8) an ext4 root filled from the directory ``tree``."""
+    with open(image, "wb") as handle:
+        handle.truncate(80 * MIB)
+    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image, input=SEED_LAYOUT)
+    _number, start, size, _extended = sfdisk_partitions(image)[-1]
+    run("mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tree), "-E", "offset=%d" % (start * SECTOR), image,
+        "%dk" % (size * SECTOR // 1024))
+    return image

@@ -22,8 +22,8 @@ import pytest
 
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect
 from ansible_collections.diskimage.loop.plugins.module_utils._tree import holder, namespace
-from nbd_helpers import check_clean, connected, have_qemu_utils, servers
-from vm_helpers import IN_VM, MIB, SECTOR, SEED_LAYOUT, run, sfdisk_partitions
+from nbd_helpers import check_clean, connected, have_qemu_utils, make_seed_with_root, servers
+from vm_helpers import IN_VM, run
 
 pytestmark = [pytest.mark.vm, pytest.mark.usefixtures("nbd_leak_check")]
 
@@ -41,13 +41,7 @@ def qcow2_image(tmp_path_factory):
     for sub in ("etc", "proc", "sys", "dev", "run", "usr/sbin"):
         (tree / sub).mkdir(parents=True)
     (tree / "etc" / "hostname").write_text("golden\n")
-    raw = str(directory / "disk.img")
-    with open(raw, "wb") as handle:
-        handle.truncate(80 * MIB)
-    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw, input=SEED_LAYOUT)
-    _number, start, size, _extended = sfdisk_partitions(raw)[-1]
-    run("mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tree), "-E", "offset=%d" % (start * SECTOR), raw,
-        "%dk" % (size * SECTOR // 1024))
+    raw = make_seed_with_root(str(directory / "disk.img"), tree)
     qcow2 = str(directory / "disk.qcow2")
     run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2)
     os.unlink(raw)

@@ -24,8 +24,8 @@ import pytest
 from ansible_collections.diskimage.loop.plugins.module_utils._files import job, tree_files
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect
-from test_nbd import check_clean, connected, servers
-from vm_helpers import IN_VM, MIB, SECTOR, SEED_LAYOUT, run, sfdisk_partitions, wait_for
+from nbd_helpers import check_clean, connected, make_seed_with_root, servers
+from vm_helpers import IN_VM, MIB, SECTOR, run, sfdisk_partitions, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -95,14 +95,7 @@ def golden(tmp_path_factory):
     (tree / "etc").mkdir(parents=True)
     (tree / "etc" / "hostname").write_text("golden\n")
     (tree / "etc" / "motd").write_text("golden image\n")
-    image = str(directory / "golden.img")
-    with open(image, "wb") as handle:
-        handle.truncate(80 * MIB)
-    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image, input=SEED_LAYOUT)
-    _number, start, size, _extended = sfdisk_partitions(image)[-1]
-    run("mke2fs", "-q", "-F", "-t", "ext4", "-d", str(tree), "-E", "offset=%d" % (start * SECTOR), image,
-        "%dk" % (size * SECTOR // 1024))
-    return image
+    return make_seed_with_root(str(directory / "golden.img"), tree)
 
 
 def sha256(path):
