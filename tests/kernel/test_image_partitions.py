@@ -5,9 +5,11 @@
 This kernel has no partition-table parsers, so every partition device here
 exists only because the core parsed the table and added it with BLKPG.
 """
+import errno
 import hashlib
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -180,6 +182,38 @@ def test_absent_on_a_named_device_acts_on_it(make_image):
         assert loopdev.status(device) is not None and absent.detached == []
     finally:
         loopdev.detach(device)
+
+
+def test_a_partition_opened_for_a_moment_is_removed_once_closed(make_image, monkeypatch):
+    """An opener the in-use check cannot see (a plain open, as udev's blkid
+    probe makes after a scan) makes BLKPG_DEL_PARTITION fail with EBUSY: the
+    removal waits for it to close, and reports one that stays open."""
+    image = make_image()
+    plan = present(image, layout={"label": "gpt", "partitions": [{"size": "8MiB"}, {}]})
+    disk = os.path.basename(plan.device)
+    try:
+        node = "/dev/%s" % blkpg.partition_name(disk, 2)
+        held = os.open(node, os.O_RDONLY)
+        closer = threading.Timer(0.3, os.close, (held,))
+        closer.start()
+        try:
+            assert blkpg.remove_all(plan.device) == [1, 2]
+        finally:
+            closer.join()
+        assert blkpg.kernel_partitions(disk) == {}
+        assert partitions_state.plan_present(image).changed
+        partitions_state.plan_present(image).apply()
+        held = os.open(node, os.O_RDONLY)
+        monkeypatch.setattr(blkpg, "OPEN_WAIT", 0.2)
+        try:
+            with pytest.raises(DiskImageError, match="stayed open") as failed:
+                blkpg.remove_all(plan.device)
+            assert failed.value.errno == errno.EBUSY
+            assert sorted(blkpg.kernel_partitions(disk)) == [1, 2]  # highest first: stopped at p2, p1 left too
+        finally:
+            os.close(held)
+    finally:
+        partitions_state.plan_absent(image).apply()
 
 
 def test_partition_devices_are_reconciled_with_the_table(make_image):

@@ -21,12 +21,14 @@ import os
 import struct
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import blockdev, sysfs
+from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
 BLKPG = 0x1269
 BLKPG_ADD_PARTITION = 1
 BLKPG_DEL_PARTITION = 2
 BLKPG_RESIZE_PARTITION = 3
+OPEN_WAIT = 2  # seconds a partition found unused may stay open (see _delete)
 
 # struct blkpg_partition { long long start, length; int pno; char devname[64], volname[64]; }
 PARTITION = struct.Struct("=qqi64s64s4x")
@@ -199,9 +201,25 @@ def _add(fd, device, number, start, length):
 
 
 def _delete(fd, device, number):
-    try:
-        _blkpg(fd, BLKPG_DEL_PARTITION, number)
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            return  # already gone
-        raise DiskImageError.from_oserror("cannot remove partition %d of %s" % (number, device), exc)
+    """BLKPG_DEL_PARTITION, retried on EBUSY for up to ``OPEN_WAIT`` seconds.
+    Every caller has found the partition unused (no mount, holder or
+    exclusive opener) first, so an EBUSY here is an opener of a moment: the
+    probe udev runs on every partition a scan adds (blkid), or the kernel's
+    own scan of a device just connected. Anything still open after that is
+    reported."""
+
+    def deleted():
+        try:
+            _blkpg(fd, BLKPG_DEL_PARTITION, number)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                return False
+            if exc.errno == errno.ENXIO:
+                return True  # already gone
+            raise DiskImageError.from_oserror("cannot remove partition %d of %s" % (number, device), exc)
+        return True
+
+    if not wait_until(deleted, OPEN_WAIT, interval=0.05):
+        node = "/dev/%s" % partition_name(os.path.basename(device), number)
+        raise DiskImageError("cannot remove %s: it stayed open for %d s" % (node, OPEN_WAIT), errno=errno.EBUSY,
+                             hint="Something holds it open; see fuser -v %s" % node)
