@@ -217,6 +217,15 @@ def take_down(number, pid=None, run_dir=RECORD_DIR):
                              % nbd.device_path(number))
 
 
+def take_down_unused(number, pid, wait, run_dir=RECORD_DIR):
+    """``take_down`` /dev/nbdN (served by ``pid``) once nothing uses it,
+    waiting up to ``wait`` seconds for that; True when it went."""
+    if not wait_until(lambda: not in_use(number), wait):
+        return False
+    take_down(number, pid, run_dir)
+    return True
+
+
 def reap(run_dir=RECORD_DIR):
     """Clean up after runs killed while they connected: called under ``LOCK``,
     so no record belongs to a connect in progress. A record whose server
@@ -233,9 +242,9 @@ def reap(run_dir=RECORD_DIR):
 
             wait_until(lambda: _serves(number, started()) or not started(), READY_WAIT)
             if _serves(number, started()):
-                if holder_alive(record.get("holder")) or not wait_until(lambda: not in_use(number), UNUSED_WAIT):
-                    continue  # its holder runs, or something else uses it now: not ours to take down
-                take_down(number, nbd.process_of_task(nbd.task_of(number)), run_dir)
+                if not holder_alive(record.get("holder")):
+                    # its holder is gone; something else may use it now, and then it stays
+                    take_down_unused(number, nbd.process_of_task(nbd.task_of(number)), UNUSED_WAIT, run_dir)
                 continue
             for pid in started():
                 stop_server(pid, number)

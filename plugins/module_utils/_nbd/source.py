@@ -24,7 +24,6 @@ import os
 import stat
 
 from ansible_collections.diskimage.loop.plugins.module_utils._kernel import nbd, sysfs
-from ansible_collections.diskimage.loop.plugins.module_utils._kernel.wait import wait_until
 from ansible_collections.diskimage.loop.plugins.module_utils._nbd import connect, formats, server
 from ansible_collections.diskimage.loop.plugins.module_utils.errors import DiskImageError
 
@@ -128,9 +127,6 @@ def partitions_backend(path, requested):
     return "partscan" if text and text.isdigit() and int(text) > 1 else requested
 
 
-in_use = connect.in_use  # why /dev/nbdN cannot be disconnected, in words
-
-
 def recorded_connection(number):
     """The Connection of /dev/nbdN as its record knows it, also when its image
     file was renamed or replaced since (``server.connection`` then sees no
@@ -154,10 +150,7 @@ def disconnect(connection, owner):
     """Take down a connection ``owner`` made, when nothing uses it; True when it went."""
     if connect.owner(connection) != owner:
         return False
-    if wait_until(lambda: not in_use(connection.number), UNUSED_WAIT):
-        connect.take_down(connection.number, connection.pid)
-        return True
-    return False
+    return connect.take_down_unused(connection.number, connection.pid, UNUSED_WAIT)
 
 
 def annotate(plan, source):
@@ -234,7 +227,7 @@ class RunConnections(object):
         for other in serving[1:]:
             merge(plan, build(other.device, False))
         for connection in serving:
-            if connect.owner(connection) != self.owner or not (plan.steps or not in_use(connection.number)):
+            if connect.owner(connection) != self.owner or not (plan.steps or not connect.in_use(connection.number)):
                 continue  # not ours, or in use by what this run leaves in place
 
             def down(connection=connection):

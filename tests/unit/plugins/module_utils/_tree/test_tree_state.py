@@ -96,7 +96,7 @@ def test_unmounted_takes_the_tree_down_then_disconnects_what_image_mount_connect
     monkeypatch.setattr(server, "serving", lambda ident: [connection])
     owners = {"owner": "image_mount"}
     monkeypatch.setattr(connect, "owner", lambda current: owners["owner"])
-    monkeypatch.setattr(nbd_source, "in_use", lambda number: [])
+    monkeypatch.setattr(nbd_source.connect, "in_use", lambda number: [])
     plan = tree_state.planner("unmounted", image)()
     assert planned == [("unmounted", image, "/dev/nbd3")]
     assert plan.descriptions() == ["disconnect /dev/nbd3 (connected by image_mount) once nothing uses it"]
